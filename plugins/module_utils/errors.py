@@ -1,0 +1,43 @@
+# -*- coding: utf-8 -*-
+# Copyright: gardenlinux.onmetal contributors
+# Apache License 2.0 (see LICENSE)
+"""Errors the engine raises; modules turn them into one line for the user."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+class OnmetalError(Exception):
+    """A failure the user can act on: one line, naming the option when one is to blame."""
+
+    def __init__(self, message, option=None, **details):
+        self.option = option
+        self.message = message
+        self.details = details
+        super(OnmetalError, self).__init__(self.__str__())
+
+    def __str__(self):
+        if self.option:
+            return "%s: %s" % (self.option, self.message)
+        return self.message
+
+
+class DigestMismatch(OnmetalError):
+    """Content read back is not the content that was asked for."""
+
+
+class NotFound(OnmetalError):
+    """The reference, manifest or blob does not exist."""
+
+
+class RegistryError(OnmetalError):
+    """The registry answered with an error or could not be reached."""
+
+    def __init__(self, message, option=None, status=None, **details):
+        self.status = status
+        super(RegistryError, self).__init__(message, option=option, **details)
+
+
+class AuthError(RegistryError):
+    """Credentials were refused or are missing."""

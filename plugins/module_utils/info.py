@@ -1,0 +1,132 @@
+# -*- coding: utf-8 -*-
+# Copyright: gardenlinux.onmetal contributors
+# Apache License 2.0 (see LICENSE)
+"""Read a reference as onmetal-image inspect/url and oras manifest fetch(-config) show it."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+
+from ansible_collections.gardenlinux.onmetal.plugins.module_utils import mediatypes as mt
+from ansible_collections.gardenlinux.onmetal.plugins.module_utils import oci
+from ansible_collections.gardenlinux.onmetal.plugins.module_utils.errors import NotFound, OnmetalError
+
+try:
+    import jmespath
+except ImportError:  # reported by the module through deps.require()
+    jmespath = None
+
+MAX_CONFIG = 4 * 1024 * 1024
+
+
+def signature_tag(digest):
+    return digest.replace(":", "-", 1) + ".sig"
+
+
+def referrers_tag(digest):
+    return digest.replace(":", "-", 1)
+
+
+def layer_role(layer):
+    flavor, role = mt.role_of(layer.get("mediaType"))
+    return role if role and role != "config" else None
+
+
+def read_image(target, ref=None):
+    """descriptor, manifest and config of a reference, each checked against its digest."""
+    ref = ref or target.ref
+    if not (ref.tag or ref.digest):
+        raise OnmetalError("names no tag or digest", option="ref")
+    data, media_type, digest = target.fetch_manifest(ref)
+    manifest = oci.parse_json_object(data, "the manifest of %s" % ref)
+    descriptor = oci.descriptor(media_type, digest, len(data), {mt.REF_NAME_ANNOTATION: str(ref)})
+    config = None
+    config_desc = manifest.get("config") or {}
+    if config_desc.get("digest") and config_desc.get("size", 0) <= MAX_CONFIG:
+        raw = target.read_blob(config_desc["digest"], config_desc.get("size"))
+        try:
+            config = json.loads(raw.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            config = None
+    return {"descriptor": descriptor, "manifest": manifest, "config": config, "manifest_bytes": data}
+
+
+def describe(target, ref=None, query=None):
+    """What onmetal_info returns."""
+    ref = ref or target.ref
+    image = read_image(target, ref)
+    manifest = image["manifest"]
+    digest = image["descriptor"]["digest"]
+    flavor = mt.flavor_of_config((manifest.get("config") or {}).get("mediaType"))
+    layers = []
+    urls = {}
+    for layer in manifest.get("layers") or []:
+        role = layer_role(layer)
+        url = target.blob_url(layer["digest"]) if oci.DIGEST_RE.match(layer.get("digest", "")) else None
+        layers.append({
+            "role": role,
+            "media_type": layer.get("mediaType"),
+            "digest": layer.get("digest"),
+            "size": layer.get("size"),
+            "title": (layer.get("annotations") or {}).get(mt.TITLE_ANNOTATION),
+            "annotations": layer.get("annotations") or {},
+            "url": url,
+        })
+        # `onmetal-image url --layer X` answers the first layer of that type.
+        if role and role not in urls:
+            urls[role] = url
+    config = image["config"]
+    result = {
+        "ref": str(ref.replace(digest=digest)),
+        "digest": digest,
+        "descriptor": image["descriptor"],
+        "manifest": manifest,
+        "config": config,
+        "flavor": flavor,
+        "command_line": (config or {}).get("commandLine", "") if isinstance(config, dict) else "",
+        "layers": layers,
+        "urls": urls,
+        "annotations": manifest.get("annotations") or {},
+        "signatures": _signatures(target, ref, digest),
+        "referrers": _referrers(target, ref, digest),
+    }
+    if query is not None:
+        result["query_result"] = run_query(query, result)
+    return result
+
+
+def _signatures(target, ref, digest):
+    sig_ref = ref.replace(tag=signature_tag(digest), digest=None)
+    try:
+        if target.resolve(sig_ref) is None:
+            return []
+        data, _, _ = target.fetch_manifest(sig_ref)
+    except NotFound:
+        return []
+    layers = oci.parse_json_object(data, "the signature manifest %s" % sig_ref).get("layers") or []
+    return [
+        {"ref": str(sig_ref), "payload_digest": layer.get("digest"), "annotations": {
+            k: v for k, v in (layer.get("annotations") or {}).items() if k != mt.COSIGN_SIGNATURE_ANNOTATION}}
+        for layer in layers if layer.get("mediaType") == mt.COSIGN_SIMPLESIGNING
+    ]
+
+
+def _referrers(target, ref, digest):
+    """Referrers through the sha256-<hex> tag fallback (distribution 2.8 has no referrers API)."""
+    fallback = ref.replace(tag=referrers_tag(digest), digest=None)
+    if target.resolve(fallback) is None:
+        return []
+    data, _, _ = target.fetch_manifest(fallback)
+    index = oci.parse_json_object(data, "the referrers index %s" % fallback)
+    return index.get("manifests") or []
+
+
+def run_query(query, data):
+    if jmespath is None:
+        raise OnmetalError("the Python library 'jmespath' is required", option="query")
+    try:
+        return jmespath.search(query, data)
+    except jmespath.exceptions.JMESPathError as e:
+        raise OnmetalError("'%s' is not a valid JMESPath expression (%s)" % (query, str(e).splitlines()[0]), option="query")

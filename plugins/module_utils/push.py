@@ -1,0 +1,263 @@
+# -*- coding: utf-8 -*-
+# Copyright: gardenlinux.onmetal contributors
+# Apache License 2.0 (see LICENSE)
+"""Push an onmetal/ironcore image: plan (digests, exact bytes), then blobs, manifest, tags."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import json
+import os
+
+from ansible_collections.gardenlinux.onmetal.plugins.module_utils import mediatypes as mt
+from ansible_collections.gardenlinux.onmetal.plugins.module_utils import oci
+from ansible_collections.gardenlinux.onmetal.plugins.module_utils.errors import OnmetalError
+from ansible_collections.gardenlinux.onmetal.plugins.module_utils.reference import check_tag
+
+ROLE_OPTIONS = ("rootfs", "initramfs", "kernel", "squashfs", "uki", "iso")
+
+
+def check_file(path, option):
+    if not isinstance(path, str) or not path:
+        raise OnmetalError("a file path is required", option=option)
+    if not os.path.exists(path):
+        raise OnmetalError("%s does not exist" % path, option=option)
+    if os.path.isdir(path):
+        raise OnmetalError("%s is a folder, not a file" % path, option=option)
+    if not os.access(path, os.R_OK):
+        raise OnmetalError("%s is not readable" % path, option=option)
+    return path
+
+
+def created_timestamp(value, option="created"):
+    """RFC 3339 (UTC 'Z' form kept as given) or seconds since the epoch, as SOURCE_DATE_EPOCH."""
+    if value is None or value == "":
+        return None
+    text = str(value).strip()
+    if text.isdigit():
+        moment = datetime.datetime.fromtimestamp(int(text), tz=datetime.timezone.utc)
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise OnmetalError("'%s' is neither RFC 3339 (2022-11-30T13:31:22Z) nor seconds since the epoch" % text, option=option)
+    if "T" not in text:
+        raise OnmetalError("'%s' is not RFC 3339: it needs a time (2022-11-30T13:31:22Z)" % text, option=option)
+    return text
+
+
+def _string_map(value, option):
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise OnmetalError("must be a mapping of names to strings", option=option)
+    out = {}
+    for key, val in value.items():
+        if not isinstance(key, str) or not key:
+            raise OnmetalError("annotation names must be non-empty strings", option=option)
+        if isinstance(val, (dict, list)) or val is None:
+            raise OnmetalError("the value of '%s' must be a string" % key, option=option)
+        out[key] = val if isinstance(val, str) else json.dumps(val)
+    return out
+
+
+def read_annotation_file(path):
+    """oras --annotation-file: {"$manifest": {...}, "$config": {...}, "<file as given>": {...}}."""
+    if path is None:
+        return {}
+    check_file(path, "annotation_file")
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        value = oci.parse_json_object(data, path)
+    except OnmetalError as e:
+        raise OnmetalError(e.message, option="annotation_file")
+    return {key: _string_map(val, "annotation_file (%s)" % key) for key, val in value.items()}
+
+
+def build_config(command_line, config):
+    """Config blob bytes: commandLine (omitted when empty) beside extra fields, keys sorted as Go maps are."""
+    if config is None:
+        config = {}
+    if not isinstance(config, dict):
+        raise OnmetalError("must be a mapping of extra config fields", option="config")
+    value = dict(config)
+    if "commandLine" in value and command_line:
+        raise OnmetalError("holds commandLine: give the kernel command line in command_line only", option="config")
+    if command_line:
+        if not isinstance(command_line, str):
+            raise OnmetalError("must be a string", option="command_line")
+        value["commandLine"] = command_line
+    return oci.go_json(value)
+
+
+class Layer:
+    def __init__(self, option, path, media_type, annotations, role=None):
+        self.option = option
+        self.path = path
+        self.media_type = media_type
+        self.annotations = annotations
+        self.role = role
+        self.digest = None
+        self.size = None
+
+    def descriptor(self):
+        return oci.descriptor(self.media_type, self.digest, self.size, self.annotations)
+
+
+def plan_image(params):
+    """Everything but the network: layers with digests, config and manifest bytes.
+
+    params: rootfs, initramfs, kernel, squashfs, uki, iso, command_line, config, flavor,
+    artifacts, annotations, config_annotations, annotation_file, created.
+    """
+    flavor = params.get("flavor") or "onmetal"
+    if flavor not in mt.FLAVORS:
+        raise OnmetalError("'%s' is not a flavor; choose one of %s" % (flavor, ", ".join(sorted(mt.FLAVORS))), option="flavor")
+    table = mt.FLAVORS[flavor]
+    file_annotations = read_annotation_file(params.get("annotation_file"))
+    warnings = []
+
+    def annotations_for(path, extra=None):
+        found = dict(file_annotations.get(path) or file_annotations.get(os.path.basename(path)) or {})
+        found.setdefault(mt.TITLE_ANNOTATION, os.path.basename(path))
+        found.update(extra or {})
+        return found
+
+    layers = []
+    for role in ROLE_OPTIONS:
+        path = params.get(role)
+        if path is None:
+            continue
+        if role not in table:
+            raise OnmetalError("the %s flavor has no %s layer (ironcore has squashfs, uki and iso)" % (flavor, role), option=role)
+        check_file(path, role)
+        layers.append(Layer(role, path, table[role], annotations_for(path), role=role))
+    given = [layer.role for layer in layers]
+    if flavor == "onmetal":
+        missing = [role for role in mt.BOOT_ROLES if role not in given]
+        if missing:
+            raise OnmetalError("an onmetal image needs rootfs, initramfs and kernel", option=missing[0])
+    elif not given:
+        raise OnmetalError("an ironcore image needs at least one of %s" % ", ".join(ROLE_OPTIONS), option="rootfs")
+
+    for index, artifact in enumerate(params.get("artifacts") or []):
+        option = "artifacts[%d]" % index
+        if not isinstance(artifact, dict):
+            raise OnmetalError("must be a mapping with path and media_type", option=option)
+        check_file(artifact.get("path"), option + ".path")
+        media_type = artifact.get("media_type")
+        if not media_type or not isinstance(media_type, str) or "/" not in media_type or " " in media_type:
+            raise OnmetalError("needs a media_type such as application/vnd.gardenlinux.os.release", option=option + ".media_type")
+        extra = _string_map(artifact.get("annotations"), option + ".annotations")
+        layers.append(Layer(option, artifact["path"], media_type, annotations_for(artifact["path"], extra)))
+    if len(layers) > len(given):
+        warnings.append(
+            "%d extra artifact(s) go into the %s image as layers: %s's ResolveImage rejects unknown layer types, "
+            "so boot consumers will fail on this image; publish extras as a referrer instead"
+            % (len(layers) - len(given), flavor, "onmetal-image" if flavor == "onmetal" else "ironcore-image")
+        )
+
+    config_bytes = build_config(params.get("command_line"), params.get("config"))
+    config_annotations = dict(file_annotations.get("$config") or {})
+    config_annotations.update(_string_map(params.get("config_annotations"), "config_annotations"))
+    manifest_annotations = dict(file_annotations.get("$manifest") or {})
+    manifest_annotations.update(_string_map(params.get("annotations"), "annotations"))
+    created = created_timestamp(params.get("created"))
+    if created:
+        manifest_annotations[mt.CREATED_ANNOTATION] = created
+
+    for layer in layers:
+        layer.digest, layer.size = oci.file_digest(layer.path)
+    config_desc = oci.bytes_descriptor(table["config"], config_bytes, config_annotations)
+    manifest = oci.manifest_bytes(config_desc, [layer.descriptor() for layer in layers], manifest_annotations)
+    return {
+        "flavor": flavor,
+        "layers": layers,
+        "config_bytes": config_bytes,
+        "config_descriptor": config_desc,
+        "manifest_bytes": manifest,
+        "digest": oci.sha256_digest(manifest),
+        "warnings": warnings,
+    }
+
+
+def push_image(target, params, check_mode=False, diff=False):
+    """Push what plan_image describes to target.ref; idempotent by digest."""
+    ref = target.ref
+    tags = []
+    for tag in ([ref.tag] if ref.tag else []) + list(params.get("tags") or []):
+        check_tag(tag, "tags" if tag != ref.tag else "ref")
+        if tag not in tags:
+            tags.append(tag)
+    plan = plan_image(params)
+    digest = plan["digest"]
+    if ref.digest and ref.digest != digest:
+        raise OnmetalError("names %s, but these inputs make %s" % (ref.digest, digest), option="ref")
+
+    before = {tag: target.resolve(ref.replace(tag=tag, digest=None)) for tag in tags}
+    stale = [tag for tag in tags if not before[tag] or before[tag]["digest"] != digest]
+    untagged_missing = not tags and target.resolve(ref.replace(tag=None, digest=digest)) is None
+    result = {
+        "digest": digest,
+        "ref": str(ref.replace(tag=tags[0] if tags else None, digest=digest)),
+        "tags": tags,
+        "flavor": plan["flavor"],
+        "manifest": json.loads(plan["manifest_bytes"]),
+        "config": json.loads(plan["config_bytes"]),
+        "warnings": plan["warnings"],
+        "changed": bool(stale) or untagged_missing,
+    }
+    if diff:
+        result["diff"] = _diff(target, ref, tags, before, digest, plan)
+    blobs = [(plan["config_descriptor"], plan["config_bytes"])] + [(layer.descriptor(), layer.path) for layer in plan["layers"]]
+    if not result["changed"]:
+        result.update(target.stats.as_dict())
+        result["blobs_skipped"] = [desc["digest"] for desc, _ in blobs]
+        return result
+    if check_mode:
+        missing = [desc for desc, _ in blobs if not target.has_blob(desc["digest"])]
+        result.update(target.stats.as_dict())
+        result["blobs_sent"] = [desc["digest"] for desc in missing]
+        result["blobs_skipped"] = [desc["digest"] for desc, _ in blobs if desc not in missing]
+        result["bytes_sent"] = sum(desc["size"] for desc in missing)
+        result["tags_written"] = stale
+        return result
+
+    # Blobs first, manifest next, tags last: no reference ever points at missing content.
+    for desc, source in blobs:
+        target.push_blob(desc, source)
+    first = stale[0] if stale else None
+    target.push_manifest(plan["manifest_bytes"], mt.OCI_MANIFEST, first)
+    for tag in stale[1:]:
+        target.push_manifest(plan["manifest_bytes"], mt.OCI_MANIFEST, tag)
+    result.update(target.stats.as_dict())
+    return result
+
+
+def _diff(target, ref, tags, before, digest, plan):
+    """Ansible diff: digest per tag and the manifest, before and after."""
+    tag = tags[0] if tags else None
+    old = before.get(tag) if tag else None
+    old_manifest = json.loads(plan["manifest_bytes"]) if old and old["digest"] == digest else None
+    if old and old_manifest is None:
+        try:
+            data, _, _ = target.fetch_manifest(ref.replace(tag=None, digest=old["digest"]))
+            old_manifest = json.loads(data)
+        except (OnmetalError, ValueError):
+            old_manifest = None
+    return {
+        "before_header": str(ref.replace(tag=tag, digest=None)),
+        "after_header": str(ref.replace(tag=tag, digest=None)),
+        "before": _diff_text({t: (before[t] or {}).get("digest") for t in tags}, old_manifest),
+        "after": _diff_text({t: digest for t in tags}, json.loads(plan["manifest_bytes"])),
+    }
+
+
+def _diff_text(tag_digests, manifest):
+    lines = ["%s: %s" % (tag, digest or "(absent)") for tag, digest in tag_digests.items()]
+    if manifest is not None:
+        lines.append(json.dumps(manifest, indent=2))
+    return "\n".join(lines) + "\n"

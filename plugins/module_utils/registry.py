@@ -1,0 +1,403 @@
+# -*- coding: utf-8 -*-
+# Copyright: gardenlinux.onmetal contributors
+# Apache License 2.0 (see LICENSE)
+"""A registry repository as a target, on oras-py's session and credentials.
+
+oras-py gives the requests session, the docker config.json credentials (credHelpers,
+credsStore) and the token exchange. What it lacks is done here, in this one place:
+streamed uploads that reopen the file on every try, bounded retries with backoff on
+connection errors, 408, 429 (Retry-After) and 5xx, a fresh token when the scope grows
+(pull -> push), Basic challenges, per-request TLS settings, and digest checks.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import random
+import time
+
+from ansible_collections.gardenlinux.onmetal.plugins.module_utils import mediatypes as mt
+from ansible_collections.gardenlinux.onmetal.plugins.module_utils import oci
+from ansible_collections.gardenlinux.onmetal.plugins.module_utils.errors import (
+    AuthError,
+    DigestMismatch,
+    NotFound,
+    OnmetalError,
+    RegistryError,
+)
+from ansible_collections.gardenlinux.onmetal.plugins.module_utils.target import DigestingWriter, Stats
+
+try:
+    import requests
+    import oras.auth.utils as oras_auth_utils
+    import oras.provider
+    from urllib.parse import urljoin, urlencode
+except ImportError:  # reported by the module through deps.require()
+    requests = None
+
+UPLOAD_BLOCK = 1024 * 1024
+RETRY_STATUS = (408, 429, 500, 502, 503, 504)
+MAX_BACKOFF = 30.0
+MAX_RETRY_AFTER = 60.0
+
+DEFAULT_CONNECTION = {
+    "username": None,
+    "password": None,
+    "docker_config": None,
+    "validate_certs": True,
+    "ca_path": None,
+    "plain_http": False,
+    "timeout": 60,
+    "retries": 5,
+}
+
+
+class _FileBody:
+    """A file body for requests: read in 1 MiB blocks (http.client asks for 8 KiB) and counted."""
+
+    def __init__(self, path, size):
+        self._f = open(path, "rb")
+        self._size = size
+        self.sent = 0
+
+    def __len__(self):
+        return self._size
+
+    def read(self, amt=-1):
+        chunk = self._f.read(UPLOAD_BLOCK)
+        self.sent += len(chunk)
+        return chunk
+
+    def close(self):
+        self._f.close()
+
+
+def _docker_config_path(explicit):
+    if explicit:
+        return os.path.expanduser(explicit)
+    if os.environ.get("DOCKER_CONFIG"):
+        return os.path.join(os.environ["DOCKER_CONFIG"], "config.json")
+    return os.path.expanduser("~/.docker/config.json")
+
+
+class RegistryTarget:
+    def __init__(self, ref, connection):
+        if requests is None:
+            raise OnmetalError("the Python libraries 'oras' and 'requests' are required for registry references")
+        self.ref = ref
+        conn = dict(DEFAULT_CONNECTION)
+        conn.update({k: v for k, v in connection.items() if v is not None})
+        self.conn = conn
+        self.stats = Stats()
+        self.scheme = "http" if conn["plain_http"] else "https"
+        if conn["ca_path"]:
+            if not os.path.isfile(conn["ca_path"]):
+                raise OnmetalError("%s is not a readable file" % conn["ca_path"], option="ca_path")
+            self.verify = conn["ca_path"]
+        else:
+            self.verify = bool(conn["validate_certs"])
+        self.timeout = conn["timeout"]
+        self.retries = conn["retries"]
+        self.base = "%s://%s/v2/%s" % (self.scheme, ref.registry, ref.repository)
+        self.client = oras.provider.Registry(
+            hostname=ref.registry, insecure=conn["plain_http"], tls_verify=self.verify, auth_backend="token"
+        )
+        self.client.session.headers["User-Agent"] = "gardenlinux.onmetal"
+        self._basic = None
+        if conn["username"] is not None or conn["password"] is not None:
+            if not conn["username"] or conn["password"] is None:
+                raise OnmetalError("username and password go together", option="username")
+            self._basic = oras_auth_utils.get_basic_auth(conn["username"], conn["password"])
+        else:
+            config = _docker_config_path(conn["docker_config"])
+            if conn["docker_config"] and not os.path.isfile(config):
+                raise OnmetalError("%s does not exist" % config, option="docker_config")
+            if os.path.isfile(config):
+                try:
+                    self.client.auth.load_configs(self.ref.registry, configs=[config])
+                except (ValueError, OSError) as e:
+                    raise OnmetalError("cannot read %s: %s" % (config, e), option="docker_config")
+                self._basic = getattr(self.client.auth, "_basic_auth", None)
+        if self._basic:
+            self.client.auth._basic_auth = self._basic
+        self._auth_header = None
+
+    # -- transport -------------------------------------------------------------
+
+    def _url(self, path):
+        return path if "://" in path else self.base + path
+
+    def _challenge(self, response):
+        """Answer a 401: Basic credentials, or a bearer token for the scope asked."""
+        header = response.headers.get("Www-Authenticate", "")
+        scheme = header.split(" ", 1)[0].lower()
+        if scheme == "basic":
+            if not self._basic:
+                raise AuthError(
+                    "%s asks for credentials: set username and password, or log in (docker config.json)" % self.ref.registry,
+                    option="username",
+                    status=401,
+                )
+            return "Basic " + self._basic
+        if scheme == "bearer":
+            challenge = oras_auth_utils.parse_auth_header(header)
+            if not challenge.realm:
+                raise AuthError("%s sent a bearer challenge without realm" % self.ref.registry, status=401)
+            token = self.client.auth.request_token(challenge)
+            if not token:
+                raise AuthError(
+                    "%s refused a token for %s: check username and password" % (self.ref.registry, challenge.scope or "this repository"),
+                    option="username",
+                    status=401,
+                )
+            return "Bearer " + token
+        raise AuthError("%s refused the request (401) with no usable challenge" % self.ref.registry, status=401)
+
+    def _backoff(self, attempt, response=None):
+        delay = min(MAX_BACKOFF, 0.5 * (2 ** attempt)) * (0.5 + random.random() / 2)
+        if response is not None and response.status_code == 429:
+            after = response.headers.get("Retry-After", "")
+            if after.strip().isdigit():
+                delay = min(MAX_RETRY_AFTER, float(after))
+        time.sleep(delay)
+
+    def request(self, method, path, headers=None, body=None, ok=(200,), stream=False, what=None, retry=True):
+        """One request with auth, bounded retries and a clear error. body may be bytes or a callable
+        returning a fresh file body for every try; retry=False leaves retrying to the caller."""
+        url = self._url(path)
+        what = what or "%s %s" % (method, url)
+        attempt = 0
+        authed_once = False
+        while True:
+            send = dict(headers or {})
+            if self._auth_header:
+                send["Authorization"] = self._auth_header
+            data = body() if callable(body) else body
+            try:
+                response = self.client.session.request(
+                    method, url, headers=send, data=data, stream=stream,
+                    verify=self.verify, timeout=self.timeout, allow_redirects=True,
+                )
+            except requests.exceptions.SSLError as e:
+                raise RegistryError(_tls_message(self.ref.registry, e), option="ca_path")
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as e:
+                if attempt >= self.retries or not retry:
+                    raise RegistryError(
+                        "cannot reach %s after %d tries: %s" % (self.ref.registry, attempt + 1, _short(e)), option="ref"
+                    )
+                attempt += 1
+                self._backoff(attempt)
+                continue
+            finally:
+                if hasattr(data, "close"):
+                    data.close()
+            if response.status_code == 401 and not authed_once:
+                authed_once = True
+                _drain(response)
+                self._auth_header = self._challenge(response)
+                continue
+            if response.status_code in RETRY_STATUS and attempt < self.retries and retry:
+                _drain(response)
+                attempt += 1
+                self._backoff(attempt, response)
+                continue
+            if response.status_code in ok:
+                return response
+            raise _error(response, what, self.ref)
+
+    # -- target interface ------------------------------------------------------
+
+    def resolve(self, ref=None):
+        ref = ref or self.ref
+        name = ref.digest or ref.tag
+        if not name:
+            return None
+        response = self.request(
+            "HEAD", "/manifests/" + name, headers={"Accept": ", ".join(mt.MANIFEST_ACCEPT)}, ok=(200, 404)
+        )
+        if response.status_code == 404:
+            return None
+        digest = response.headers.get("Docker-Content-Digest")
+        media_type = response.headers.get("Content-Type", mt.OCI_MANIFEST).split(";")[0].strip()
+        size = response.headers.get("Content-Length")
+        if not digest or not size:
+            data, media_type, digest = self.fetch_manifest(ref)
+            size = len(data)
+        if ref.digest and digest != ref.digest:
+            raise DigestMismatch("%s answered %s for %s" % (self.ref.registry, digest, ref.digest), option="ref")
+        return oci.descriptor(media_type, digest, int(size))
+
+    def has_blob(self, digest):
+        response = self.request("HEAD", "/blobs/" + digest, ok=(200, 404))
+        return response.status_code == 200
+
+    def push_blob(self, desc, source):
+        digest = desc["digest"]
+        if self.has_blob(digest):
+            self.stats.blobs_skipped.append(digest)
+            return 0
+        size = desc["size"] if not isinstance(source, bytes) else len(source)
+        attempt = 0
+        while True:
+            # The POST has no body, so the push-scoped token is fetched before the stream starts.
+            response = self.request("POST", "/blobs/uploads/", ok=(202,), what="starting the upload of %s" % digest)
+            location = response.headers.get("Location")
+            if not location:
+                raise RegistryError("%s started an upload without a Location" % self.ref.registry)
+            location = urljoin(self.base + "/", location)
+            location += ("&" if "?" in location else "?") + urlencode({"digest": digest})
+            headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+            body = (lambda: source) if isinstance(source, bytes) else (lambda: _FileBody(source, size))
+            try:
+                self.request(
+                    "PUT", location, headers=headers, body=body, ok=(201,), what="uploading %s" % digest, retry=False
+                )
+                break
+            except RegistryError as e:
+                # A dropped or refused PUT leaves the upload session unusable: start a new one.
+                if isinstance(e, AuthError) or (e.status not in (None,) + RETRY_STATUS) or attempt >= self.retries:
+                    raise
+                attempt += 1
+                self._backoff(attempt)
+        self.stats.blobs_sent.append(digest)
+        self.stats.bytes_sent += size
+        return size
+
+    def _get(self, path, digest, size, fileobj, what):
+        response = self.request("GET", path, ok=(200, 404), stream=True, what=what)
+        if response.status_code == 404:
+            raise NotFound("%s not found in %s" % (what, self.ref.name))
+        writer = DigestingWriter(fileobj, digest, size, what=what)
+        try:
+            for chunk in response.iter_content(UPLOAD_BLOCK):
+                writer.write(chunk)
+        except requests.exceptions.RequestException as e:
+            raise RegistryError("reading %s from %s broke off: %s" % (what, self.ref.registry, _short(e)))
+        finally:
+            response.close()
+        writer.check()
+        return writer.count
+
+    def read_blob(self, digest, size=None):
+        buf = _Buffer()
+        self._get("/blobs/" + digest, digest, size, buf, "blob %s" % digest)
+        return bytes(buf.data)
+
+    def copy_blob_to(self, digest, size, fileobj):
+        return self._get("/blobs/" + digest, digest, size, fileobj, "blob %s" % digest)
+
+    def fetch_manifest(self, ref=None):
+        ref = ref or self.ref
+        name = ref.digest or ref.tag
+        response = self.request(
+            "GET", "/manifests/" + name, headers={"Accept": ", ".join(mt.MANIFEST_ACCEPT)}, ok=(200, 404)
+        )
+        if response.status_code == 404:
+            raise NotFound("%s not found" % ref, option="ref")
+        data = response.content
+        digest = oci.sha256_digest(data)
+        expected = ref.digest or response.headers.get("Docker-Content-Digest")
+        if expected and expected != digest:
+            raise DigestMismatch(
+                "the manifest %s sent for %s has digest %s, not %s" % (self.ref.registry, ref, digest, expected), option="ref"
+            )
+        media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        try:
+            media_type = oci.parse_json_object(data, "manifest of %s" % ref).get("mediaType") or media_type
+        except OnmetalError:
+            pass
+        return data, media_type or mt.OCI_MANIFEST, digest
+
+    def push_manifest(self, data, media_type, tag=None):
+        digest = oci.sha256_digest(data)
+        response = self.request(
+            "PUT", "/manifests/" + (tag or digest), headers={"Content-Type": media_type}, body=data,
+            ok=(201, 200), what="writing the manifest %s" % (tag or digest),
+        )
+        answered = response.headers.get("Docker-Content-Digest")
+        if answered and answered != digest:
+            raise DigestMismatch("%s stored the manifest as %s, not %s" % (self.ref.registry, answered, digest))
+        self.stats.manifests_written.append(digest)
+        self.stats.bytes_sent += len(data)
+        if tag:
+            self.stats.tags_written.append(tag)
+        return digest
+
+    def tag(self, digest, tag):
+        data, media_type, _ = self.fetch_manifest(self.ref.replace(tag=None, digest=digest))
+        self.push_manifest(data, media_type, tag)
+        self.stats.manifests_written.pop()
+
+    def list_tags(self):
+        tags = []
+        path = "/tags/list?n=1000"
+        for _ in range(1000):
+            response = self.request("GET", path, ok=(200, 404))
+            if response.status_code == 404:
+                return []
+            tags.extend(response.json().get("tags") or [])
+            link = response.headers.get("Link", "")
+            if 'rel="next"' not in link:
+                break
+            path = urljoin(self.base + "/", link.split(";")[0].strip("<> "))
+        return sorted(set(tags))
+
+    def blob_url(self, digest):
+        return "%s://%s/v2/%s/blobs/%s" % (self.scheme, self.ref.registry, self.ref.repository, digest)
+
+
+class _Buffer:
+    def __init__(self):
+        self.data = bytearray()
+
+    def write(self, chunk):
+        self.data += chunk
+
+
+def _drain(response):
+    try:
+        response.content
+    except Exception:
+        pass
+    response.close()
+
+
+def _short(exc):
+    text = str(exc)
+    # requests nests the root cause; the last part is what a user needs.
+    for marker in ("Caused by ", "Failed to establish a new connection: "):
+        if marker in text:
+            text = text.split(marker, 1)[1]
+    return text.strip("()'\" ")[:300]
+
+
+def _tls_message(registry, exc):
+    text = str(exc)
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        return (
+            "cannot verify the TLS certificate of %s: give its CA in ca_path "
+            "(or validate_certs: false to skip the check)" % registry
+        )
+    if "WRONG_VERSION_NUMBER" in text or "wrong version number" in text:
+        return "%s does not speak TLS: set plain_http: true for a plain HTTP registry" % registry
+    return "TLS with %s failed: %s" % (registry, _short(exc))
+
+
+def _error(response, what, ref):
+    status = response.status_code
+    detail = ""
+    try:
+        errors = response.json().get("errors") or []
+        detail = "; ".join("%s: %s" % (e.get("code"), e.get("message")) for e in errors if isinstance(e, dict))
+    except Exception:
+        detail = (response.text or "")[:200].strip()
+    if status == 401:
+        return AuthError("%s refused the credentials (401) while %s" % (ref.registry, what), option="password", status=status)
+    if status == 403:
+        return AuthError("%s denied access (403) while %s" % (ref.registry, what), option="username", status=status)
+    message = "%s answered %d %s while %s" % (ref.registry, status, response.reason or "", what)
+    if detail:
+        message += " (%s)" % detail
+    return RegistryError(message, status=status)
