@@ -14,7 +14,6 @@ __metaclass__ = type
 import base64
 import hashlib
 import json
-import os
 import re
 
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils.errors import OnmetalError
@@ -74,11 +73,15 @@ def _encode(value):
     return "{" + ",".join(_go_string(str(k)) + ":" + _encode(v) for k, v in items) + "}"
 
 
+# Fields without omitempty in image-spec's Go structs.
+REQUIRED_FIELDS = ("schemaVersion", "config", "layers", "manifests", "mediaType", "digest", "size")
+
+
 def _struct(value, fields):
     """Keep known fields in Go's order, drop empty optional ones, keep unknown ones after."""
     out = OrderedStruct()
     for name in fields:
-        if name in value and value[name] not in (None, "", {}, []):
+        if name in value and (name in REQUIRED_FIELDS or value[name] not in (None, "", {}, [])):
             out[name] = value[name]
     for name in sorted(set(value) - set(fields)):
         out[name] = value[name]
@@ -156,6 +159,3 @@ def parse_json_object(data, what):
         raise OnmetalError("%s is not a JSON object" % what)
     return value
 
-
-def is_file(path):
-    return os.path.isfile(path)
