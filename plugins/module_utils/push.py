@@ -48,7 +48,7 @@ def created_timestamp(value, option="created"):
     return text
 
 
-def _string_map(value, option):
+def string_map(value, option):
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -74,7 +74,7 @@ def read_annotation_file(path):
         value = oci.parse_json_object(data, path)
     except OnmetalError as e:
         raise OnmetalError(e.message, option="annotation_file")
-    return {key: _string_map(val, "annotation_file (%s)" % key) for key, val in value.items()}
+    return {key: string_map(val, "annotation_file (%s)" % key) for key, val in value.items()}
 
 
 def build_config(command_line, config):
@@ -151,7 +151,7 @@ def plan_image(params):
         media_type = artifact.get("media_type")
         if not media_type or not isinstance(media_type, str) or "/" not in media_type or " " in media_type:
             raise OnmetalError("needs a media_type such as application/vnd.gardenlinux.os.release", option=option + ".media_type")
-        extra = _string_map(artifact.get("annotations"), option + ".annotations")
+        extra = string_map(artifact.get("annotations"), option + ".annotations")
         layers.append(Layer(option, artifact["path"], media_type, annotations_for(artifact["path"], extra)))
     if len(layers) > len(given):
         warnings.append(
@@ -162,9 +162,9 @@ def plan_image(params):
 
     config_bytes = build_config(params.get("command_line"), params.get("config"))
     config_annotations = dict(file_annotations.get("$config") or {})
-    config_annotations.update(_string_map(params.get("config_annotations"), "config_annotations"))
+    config_annotations.update(string_map(params.get("config_annotations"), "config_annotations"))
     manifest_annotations = dict(file_annotations.get("$manifest") or {})
-    manifest_annotations.update(_string_map(params.get("annotations"), "annotations"))
+    manifest_annotations.update(string_map(params.get("annotations"), "annotations"))
     created = created_timestamp(params.get("created"))
     if created:
         manifest_annotations[mt.CREATED_ANNOTATION] = created
