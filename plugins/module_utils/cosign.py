@@ -33,7 +33,7 @@ SIGNATURE_TYPE = "cosign container image signature"
 ZERO_TIME = "0001-01-01T00:00:00Z"
 # ggcr v1.Descriptor field order.
 GGCR_DESCRIPTOR_FIELDS = ("mediaType", "size", "digest", "data", "urls", "annotations", "platform", "artifactType")
-# cosign's own bound on what it reads as a signature payload is far larger; payloads are ~250 bytes.
+# Real payloads are about 250 bytes; a larger signature layer is not read at all.
 MAX_PAYLOAD = 4 * 1024 * 1024
 SIGN_ATTEMPTS = 5
 # How long to wait before the second check that our signature survived (seconds).
@@ -110,7 +110,7 @@ def verify_payload(public_key, payload, b64sig):
 
 def signature_config_bytes(payload_digests):
     """ggcr's v1.ConfigFile after appending one layer per signature (233 bytes for one)."""
-    history = [OrderedStruct([("created", ZERO_TIME)]) for _ in payload_digests]
+    history = [OrderedStruct([("created", ZERO_TIME)]) for digest in payload_digests]
     rootfs = OrderedStruct([("type", "layers"), ("diff_ids", list(payload_digests))])
     return go_json(
         OrderedStruct(
@@ -179,7 +179,7 @@ def _resolve(target, ref):
 def _read_signatures(target, sig_ref):
     """(layers, manifest annotations, manifest digest) of the `.sig` manifest; ([], None, None) when absent."""
     try:
-        data, _, digest = target.fetch_manifest(sig_ref)
+        data, _media_type, digest = target.fetch_manifest(sig_ref)
     except NotFound:
         return [], None, None
     try:
@@ -236,7 +236,7 @@ def sign(target, ref, private_key, annotations=None, check_mode=False, identity=
     for attempt in range(attempts):
         if attempt:
             time.sleep(min(2.0, 0.05 * (2 ** attempt)) * (0.5 + random.random()))
-            layers, manifest_annotations, _ = _read_signatures(target, sig_ref)
+            layers, manifest_annotations = _read_signatures(target, sig_ref)[:2]
         span = 0.0
         if _holds(layers, payload, public_key) is None:
             started = time.monotonic()
@@ -270,7 +270,7 @@ def verify(target, ref, public_key, annotations=None):
     digest = _resolve(target, ref)
     wanted = _wanted(annotations)
     sig_ref = ref.replace(tag=signature_tag(digest), digest=None)
-    layers, _, _ = _read_signatures(target, sig_ref)
+    layers = _read_signatures(target, sig_ref)[0]
     where = "%s@%s" % (ref.name, digest)
     if not layers:
         raise OnmetalError("no cosign signature for %s (no tag %s)" % (where, signature_tag(digest)), option="ref")

@@ -210,10 +210,10 @@ def _der_header(data, pos):
 def is_pkcs8(der):
     """PrivateKeyInfo is SEQUENCE{INTEGER, SEQUENCE algorithm, ...}; SEC1 has an OCTET STRING second."""
     try:
-        tag, start, _ = _der_header(der, 0)
+        tag, start = _der_header(der, 0)[:2]
         if tag != 0x30:
             return False
-        tag, _, end = _der_header(der, start)
+        tag, end = _der_header(der, start)[::2]
         if tag != 0x02:
             return False
         return _der_header(der, end)[0] == 0x30

@@ -42,8 +42,10 @@ options:
     description: cosign private key file (C(ENCRYPTED SIGSTORE PRIVATE KEY) or C(ENCRYPTED COSIGN PRIVATE KEY)).
     type: path
     required: true
-  password:
-    description: Password of the private key; when unset, C(COSIGN_PASSWORD) from the environment (may be empty).
+  key_password:
+    description:
+      - Password of the private key; when unset, C(COSIGN_PASSWORD) from the environment (may be empty).
+      - O(password) is the registry's password, as in every module of the collection.
     type: str
   annotations:
     description: Annotations signed with the payload, as cosign's C(-a key=value).
@@ -58,7 +60,7 @@ EXAMPLES = r"""
   gardenlinux.onmetal.cosign_sign:
     ref: registry.example.com/gardenlinux/kvm:1877.0
     private_key: cosign.key
-    password: "{{ vault_cosign_password }}"
+    key_password: "{{ vault_cosign_password }}"
     annotations:
       release: "1877.0"
 """
@@ -100,7 +102,7 @@ def main():
     argument_spec = dict(
         ref=dict(type="str", required=True),
         private_key=dict(type="path", required=True, no_log=False),
-        password=dict(type="str", no_log=True),
+        key_password=dict(type="str", no_log=True),
         annotations=dict(type="dict"),
     )
     argument_spec.update(CONNECTION_SPEC)
@@ -108,7 +110,7 @@ def main():
 
     def work():
         p = module.params
-        key = read_private_key(p["private_key"], p["password"])
+        key = read_private_key(p["private_key"], p["key_password"], password_option="key_password")
         ref = parse(p["ref"])
         target = open_target(ref, connection_params(p))
         result = sign(target, ref, key, p["annotations"], check_mode=module.check_mode)
