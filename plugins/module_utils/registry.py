@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
 import os
 import random
 import time
@@ -33,6 +34,7 @@ try:
     import requests
     import oras.auth.utils as oras_auth_utils
     import oras.provider
+    import oras.utils as oras_utils
     from urllib.parse import urljoin, urlencode
 except ImportError:  # reported by the module through deps.require()
     requests = None
@@ -74,6 +76,17 @@ class _FileBody:
         self._f.close()
 
 
+def _read_docker_config(path):
+    try:
+        with open(path, "rb") as f:
+            config = json.loads(f.read().decode("utf-8"))
+    except (OSError, ValueError) as e:
+        raise OnmetalError("cannot read %s: %s" % (path, str(e).splitlines()[0]), option="docker_config")
+    if not isinstance(config, dict):
+        raise OnmetalError("%s is not a JSON object" % path, option="docker_config")
+    return config
+
+
 def _docker_config_path(explicit):
     if explicit:
         return os.path.expanduser(explicit)
@@ -106,6 +119,7 @@ class RegistryTarget:
         )
         self.client.session.headers["User-Agent"] = "gardenlinux.onmetal"
         self._basic = None
+        self._docker_config = None
         if conn["username"] is not None or conn["password"] is not None:
             if not conn["username"] or conn["password"] is None:
                 raise OnmetalError("username and password go together", option="username")
@@ -114,14 +128,8 @@ class RegistryTarget:
             config = _docker_config_path(conn["docker_config"])
             if conn["docker_config"] and not os.path.isfile(config):
                 raise OnmetalError("%s does not exist" % config, option="docker_config")
-            if os.path.isfile(config):
-                try:
-                    self.client.auth.load_configs(self.ref.registry, configs=[config])
-                except (ValueError, OSError) as e:
-                    raise OnmetalError("cannot read %s: %s" % (config, e), option="docker_config")
-                self._basic = getattr(self.client.auth, "_basic_auth", None)
-        if self._basic:
-            self.client.auth._basic_auth = self._basic
+            # Parsed now, used when a registry first asks, so credential helpers run only when needed.
+            self._docker_config = _read_docker_config(config) if os.path.isfile(config) else None
         self._auth_header = None
 
     # -- transport -------------------------------------------------------------
@@ -129,27 +137,68 @@ class RegistryTarget:
     def _url(self, path):
         return path if "://" in path else self.base + path
 
+    def _credentials(self):
+        """Basic credentials: the options, else the docker config.json entry or helper for this host."""
+        if self._basic or not self._docker_config:
+            return self._basic
+        config, self._docker_config = self._docker_config, None
+        auths = {}
+        # docker login once wrote keys as URLs (https://host/v1/); the CLI matches them by host.
+        for key, value in (config.get("auths") or {}).items():
+            host = key.split("://", 1)[-1].split("/", 1)[0]
+            if key == host or host not in auths:
+                auths[host] = value
+        hosts = list(oras_utils.iter_localhosts(self.ref.registry))
+        helpers = config.get("credHelpers") or {}
+        if config.get("credsStore") or any(helpers.get(host) for host in hosts):
+            # As the docker CLI: a configured helper or store wins over inline auths.
+            auths = {k: v for k, v in auths.items() if k not in hosts}
+        self.client.auth._auth_config = {
+            "auths": auths,
+            "credsStore": config.get("credsStore"),
+            "credHelpers": config.get("credHelpers") or {},
+        }
+        for host in hosts:
+            try:
+                if self.client.auth._load_auth(host):
+                    break
+            except (KeyError, ValueError, TypeError) as e:
+                raise OnmetalError("the credential helper for %s answered badly (%s)" % (host, type(e).__name__),
+                                   option="docker_config")
+        self._basic = getattr(self.client.auth, "_basic_auth", None)
+        return self._basic
+
     def _challenge(self, response):
         """Answer a 401: Basic credentials, or a bearer token for the scope asked."""
         header = response.headers.get("Www-Authenticate", "")
         scheme = header.split(" ", 1)[0].lower()
+        credentials = self._credentials()
+        if credentials:
+            self.client.auth._basic_auth = credentials
         if scheme == "basic":
-            if not self._basic:
+            if not credentials:
                 raise AuthError(
                     "%s asks for credentials: set username and password, or log in (docker config.json)" % self.ref.registry,
                     option="username",
                     status=401,
                 )
-            return "Basic " + self._basic
+            return "Basic " + credentials
         if scheme == "bearer":
             challenge = oras_auth_utils.parse_auth_header(header)
             if not challenge.realm:
                 raise AuthError("%s sent a bearer challenge without realm" % self.ref.registry, status=401)
             token = self.client.auth.request_token(challenge)
             if not token:
+                if not credentials:
+                    raise AuthError(
+                        "%s needs credentials for %s: set username and password, or log in (docker config.json)"
+                        % (self.ref.registry, challenge.scope or "this repository"),
+                        option="username",
+                        status=401,
+                    )
                 raise AuthError(
                     "%s refused a token for %s: check username and password" % (self.ref.registry, challenge.scope or "this repository"),
-                    option="username",
+                    option="password",
                     status=401,
                 )
             return "Bearer " + token
@@ -205,7 +254,7 @@ class RegistryTarget:
                 continue
             if response.status_code in ok:
                 return response
-            raise _error(response, what, self.ref)
+            raise _error(response, what, self.ref, has_credentials=bool(self._basic))
 
     # -- target interface ------------------------------------------------------
 
@@ -385,7 +434,7 @@ def _tls_message(registry, exc):
     return "TLS with %s failed: %s" % (registry, _short(exc))
 
 
-def _error(response, what, ref):
+def _error(response, what, ref, has_credentials=True):
     status = response.status_code
     detail = ""
     try:
@@ -393,6 +442,12 @@ def _error(response, what, ref):
         detail = "; ".join("%s: %s" % (e.get("code"), e.get("message")) for e in errors if isinstance(e, dict))
     except Exception:
         detail = (response.text or "")[:200].strip()
+    if status == 401 and "insufficient_scope" in response.headers.get("Www-Authenticate", ""):
+        return AuthError("%s did not grant these credentials the access needed for %s" % (ref.registry, what),
+                         option="username", status=status)
+    if status == 401 and not has_credentials:
+        return AuthError("%s needs credentials (401) for %s: set username and password, or log in (docker config.json)"
+                         % (ref.registry, what), option="username", status=status)
     if status == 401:
         return AuthError("%s refused the credentials (401) while %s" % (ref.registry, what), option="password", status=status)
     if status == 403:
