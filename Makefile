@@ -1,0 +1,29 @@
+# Entry points; the real work is in scripts/. All tools come from .venv (make setup).
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup test unit integration interop sanity peers demo bench build
+
+setup:
+	bash scripts/setup.sh
+
+# The test command: setup, peers, unit, integration, interop, sanity.
+test:
+	bash scripts/test.sh
+
+# Single stages (setup always runs first).
+unit integration interop sanity:
+	bash scripts/test.sh $@
+
+peers:
+	bash scripts/build-peers.sh
+
+demo: setup
+	$(BIN)/ansible-playbook playbooks/demo.yml
+
+bench: setup
+	$(BIN)/python benchmarks/run.py
+
+build: setup
+	mkdir -p .build
+	$(BIN)/ansible-galaxy collection build --force --output-path .build .

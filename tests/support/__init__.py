@@ -1,0 +1,1 @@
+# Helpers for the collection's pytest suites (not shipped as plugins).
