@@ -18,8 +18,8 @@ unit integration interop sanity:
 peers:
 	bash scripts/build-peers.sh
 
-demo: setup
-	$(BIN)/ansible-playbook playbooks/demo.yml
+demo:
+	bash scripts/demo.sh
 
 bench: setup
 	$(BIN)/python benchmarks/run.py

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Write a small Garden Linux style build (cname.raw, .vmlinuz, .initrd, .os-release, .log, .manifest)
 with deterministic content, for the demo, the tests and the benchmarks."""
 

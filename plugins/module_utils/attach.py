@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: gardenlinux.onmetal contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Attach files to an image as a separate artifact whose subject is the image, as `oras attach` does.
 
 Boot consumers never see it (the image's manifest is unchanged), and it is found through the
@@ -55,7 +55,7 @@ def attach(target, files, artifact_type=mt.GARDENLINUX_EXTRAS_ARTIFACT, annotati
     layers = _layers(files)
     manifest_annotations = string_map(annotations, "annotations")
     subject_desc = oci.descriptor(subject["mediaType"], subject["digest"], subject["size"])
-    data = oci.manifest_bytes(oci.empty_descriptor(), [desc for desc, _ in layers], manifest_annotations,
+    data = oci.manifest_bytes(oci.empty_descriptor(), [layer[0] for layer in layers], manifest_annotations,
                               artifact_type=artifact_type, subject=subject_desc)
     digest = oci.sha256_digest(data)
     entry = oci.descriptor(mt.OCI_MANIFEST, digest, len(data), manifest_annotations or None, artifactType=artifact_type)
@@ -95,7 +95,7 @@ def attach(target, files, artifact_type=mt.GARDENLINUX_EXTRAS_ARTIFACT, annotati
 def _read_index(target, index_ref):
     if target.resolve(index_ref) is None:
         return {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": []}
-    data, _, _ = target.fetch_manifest(index_ref)
+    data = target.fetch_manifest(index_ref)[0]
     index = oci.parse_json_object(data, "the referrers index %s" % index_ref)
     index.setdefault("manifests", [])
     return index

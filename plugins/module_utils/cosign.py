@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: gardenlinux.onmetal contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """cosign signatures in the legacy `sha256-<hex>.sig` layout (SPEC.md section 5).
 
 Bytes follow what cosign writes through go-containerregistry: the payload is

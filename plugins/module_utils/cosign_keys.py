@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: gardenlinux.onmetal contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """cosign key files, read and written as cosign does (SPEC.md section 5).
 
 A private key file is PEM `ENCRYPTED SIGSTORE PRIVATE KEY` (or the older

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: gardenlinux.onmetal contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Read a reference as onmetal-image inspect/url and oras manifest fetch(-config) show it."""
 
 from __future__ import absolute_import, division, print_function
@@ -102,7 +102,7 @@ def _signatures(target, ref, digest):
     try:
         if target.resolve(sig_ref) is None:
             return []
-        data, _, _ = target.fetch_manifest(sig_ref)
+        data = target.fetch_manifest(sig_ref)[0]
     except NotFound:
         return []
     layers = oci.parse_json_object(data, "the signature manifest %s" % sig_ref).get("layers") or []
@@ -118,7 +118,7 @@ def _referrers(target, ref, digest):
     fallback = ref.replace(tag=referrers_tag(digest), digest=None)
     if target.resolve(fallback) is None:
         return []
-    data, _, _ = target.fetch_manifest(fallback)
+    data = target.fetch_manifest(fallback)[0]
     index = oci.parse_json_object(data, "the referrers index %s" % fallback)
     return index.get("manifests") or []
 

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: gardenlinux.onmetal contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """An OCI image layout folder as a target (image-spec image-layout.md).
 
 Tags are `org.opencontainers.image.ref.name` entries of index.json holding the bare

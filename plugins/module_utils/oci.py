@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: gardenlinux.onmetal contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Digests, descriptors and the exact bytes of manifests and configs.
 
 Bytes follow Go's json.Marshal of the image-spec structs, so that what we
@@ -158,4 +158,3 @@ def parse_json_object(data, what):
     if not isinstance(value, dict):
         raise OnmetalError("%s is not a JSON object" % what)
     return value
-

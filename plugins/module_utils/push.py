@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: gardenlinux.onmetal contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Push an onmetal/ironcore image: plan (digests, exact bytes), then blobs, manifest, tags."""
 
 from __future__ import absolute_import, division, print_function
@@ -215,13 +215,13 @@ def push_image(target, params, check_mode=False, diff=False):
     blobs = [(plan["config_descriptor"], plan["config_bytes"])] + [(layer.descriptor(), layer.path) for layer in plan["layers"]]
     if not result["changed"]:
         result.update(target.stats.as_dict())
-        result["blobs_skipped"] = [desc["digest"] for desc, _ in blobs]
+        result["blobs_skipped"] = [blob[0]["digest"] for blob in blobs]
         return result
     if check_mode:
-        missing = [desc for desc, _ in blobs if not target.has_blob(desc["digest"])]
+        missing = [blob[0] for blob in blobs if not target.has_blob(blob[0]["digest"])]
         result.update(target.stats.as_dict())
         result["blobs_sent"] = [desc["digest"] for desc in missing]
-        result["blobs_skipped"] = [desc["digest"] for desc, _ in blobs if desc not in missing]
+        result["blobs_skipped"] = [blob[0]["digest"] for blob in blobs if blob[0] not in missing]
         result["bytes_sent"] = sum(desc["size"] for desc in missing)
         result["tags_written"] = stale
         return result
@@ -244,7 +244,7 @@ def _diff(target, ref, tags, before, digest, plan):
     old_manifest = json.loads(plan["manifest_bytes"]) if old and old["digest"] == digest else None
     if old and old_manifest is None:
         try:
-            data, _, _ = target.fetch_manifest(ref.replace(tag=None, digest=old["digest"]))
+            data = target.fetch_manifest(ref.replace(tag=None, digest=old["digest"]))[0]
             old_manifest = json.loads(data)
         except (OnmetalError, ValueError):
             old_manifest = None

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: gardenlinux.onmetal contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """A registry repository as a target, on oras-py's session and credentials.
 
 oras-py gives the requests session, the docker config.json credentials (credHelpers,
@@ -375,14 +375,14 @@ class RegistryTarget:
         return digest
 
     def tag(self, digest, tag):
-        data, media_type, _ = self.fetch_manifest(self.ref.replace(tag=None, digest=digest))
+        data, media_type = self.fetch_manifest(self.ref.replace(tag=None, digest=digest))[:2]
         self.push_manifest(data, media_type, tag)
         self.stats.manifests_written.pop()
 
     def list_tags(self):
         tags = []
         path = "/tags/list?n=1000"
-        for _ in range(1000):
+        for dummy in range(1000):
             response = self.request("GET", path, ok=(200, 404))
             if response.status_code == 404:
                 return []

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: gardenlinux.onmetal contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """A Garden Linux build's output folder: which file is what, its version and command line."""
 
 from __future__ import absolute_import, division, print_function
@@ -39,7 +39,7 @@ def parse_os_release(text):
         line = line.strip()
         if not line or line.startswith("#") or "=" not in line:
             continue
-        key, _, value = line.partition("=")
+        key, dummy, value = line.partition("=")
         try:
             parts = shlex.split(value)
         except ValueError:
@@ -76,19 +76,18 @@ def find_release(release_dir, cname=None, files=None, prefix=""):
     prefix names options the way the caller's user knows them (publish_ for the role).
     """
     files = {k: v for k, v in (files or {}).items() if v}
-    opt = lambda name: prefix + name  # noqa: E731
     if not release_dir and not all(files.get(role) for role in REQUIRED):
-        raise OnmetalError("is required unless rootfs, kernel and initramfs are all given", option=opt("release_dir"))
+        raise OnmetalError("is required unless rootfs, kernel and initramfs are all given", option=prefix + "release_dir")
     if release_dir and not os.path.isdir(release_dir):
-        raise OnmetalError("%s is not a folder" % release_dir, option=opt("release_dir"))
+        raise OnmetalError("%s is not a folder" % release_dir, option=prefix + "release_dir")
     if release_dir and not cname:
-        cname = find_cname(release_dir, opt("cname"))
+        cname = find_cname(release_dir, prefix + "cname")
     found = {}
     for role, suffix in SUFFIXES.items():
         explicit = files.get(role)
         if explicit:
             if not os.path.isfile(explicit):
-                raise OnmetalError("%s does not exist" % explicit, option=opt(role))
+                raise OnmetalError("%s does not exist" % explicit, option=prefix + role)
             found[role] = explicit
             continue
         path = os.path.join(release_dir, cname + suffix) if release_dir else None
@@ -96,7 +95,7 @@ def find_release(release_dir, cname=None, files=None, prefix=""):
             found[role] = path
         elif role in REQUIRED:
             raise OnmetalError(
-                "the %s %s is missing from %s" % (role, os.path.basename(path), release_dir), option=opt("release_dir")
+                "the %s %s is missing from %s" % (role, os.path.basename(path), release_dir), option=prefix + "release_dir"
             )
     os_release = {}
     if found.get("os_release"):

@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright: gardenlinux.onmetal contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
 
@@ -16,7 +16,7 @@ description:
   - The private key file gets mode C(0600) before any byte is written.
   - No change when the private key exists (a missing public key is derived from it); O(force) replaces the pair.
 author:
-  - gardenlinux.onmetal contributors
+  - Garden Linux onmetal maintainers (@gardenlinux)
 attributes:
   check_mode:
     support: full

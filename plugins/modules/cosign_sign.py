@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright: gardenlinux.onmetal contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
 
@@ -21,7 +21,7 @@ description:
     writes again when another signer replaced it.
   - Nothing is uploaded to a transparency log.
 author:
-  - gardenlinux.onmetal contributors
+  - Garden Linux onmetal maintainers (@gardenlinux)
 extends_documentation_fragment:
   - gardenlinux.onmetal.connection
 attributes:

@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright: gardenlinux.onmetal contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
 
@@ -19,7 +19,7 @@ description:
     into place only when both match; a mismatch fails the task and leaves no partial file.
   - A file that already holds the layer's digest is not downloaded again.
 author:
-  - gardenlinux.onmetal contributors
+  - Garden Linux onmetal maintainers (@gardenlinux)
 extends_documentation_fragment:
   - gardenlinux.onmetal.connection
   - ansible.builtin.files

@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright: gardenlinux.onmetal contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
 
@@ -22,7 +22,7 @@ description:
   - Blobs go first, the manifest next, further tags last, so no tag ever points at missing content.
   - Files are read in a streaming pass for their digests and streamed again for the upload; memory stays flat.
 author:
-  - gardenlinux.onmetal contributors
+  - Garden Linux onmetal maintainers (@gardenlinux)
 extends_documentation_fragment:
   - gardenlinux.onmetal.connection
 attributes:
@@ -108,8 +108,8 @@ options:
     type: dict
   annotation_file:
     description:
-      - A JSON file in the format of C(oras push --annotation-file) -
-        C({"$manifest": {...}, "$config": {...}, "<file as given>": {...}}).
+      - 'A JSON file in the format of C(oras push --annotation-file) -
+        C({"$manifest": {...}, "$config": {...}, "<file as given>": {...}}).'
       - Per-file entries match a file as given in the options or by its name.
         O(annotations) and O(config_annotations) win over the file.
     type: path

@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright: gardenlinux.onmetal contributors
-# Apache License 2.0 (see LICENSE)
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
 
@@ -18,7 +18,7 @@ description:
   - Fails with one line naming the missing file when rootfs, kernel or initramfs is not there.
   - Reads only; used by the role C(gardenlinux.onmetal.publish).
 author:
-  - gardenlinux.onmetal contributors
+  - Garden Linux onmetal maintainers (@gardenlinux)
 attributes:
   check_mode:
     support: full

@@ -44,7 +44,7 @@ def test_registry_publish_signed_then_nothing_changes(registry, tmp_path, keys):
     first = run_playbook("playbooks/publish.yml", extra)
     assert first.rc == 0, first.output
     assert first.result["stats"]["changed"] >= 3
-    summary = [r for name, _, r in first.result["tasks"] if name == "Summary"][0]
+    summary = [task[2] for task in first.result["tasks"] if task[0] == "Summary"][0]
     assert "signed and verified" in summary["results"][0]["msg"]
 
     mark = registry.mark()
@@ -72,7 +72,7 @@ def test_check_mode_writes_nothing_and_says_what_would_change(registry, tmp_path
     run = run_playbook("playbooks/publish.yml", extra, check=True)
     assert run.rc == 0, run.output
     assert registry.writes_since(mark) == []
-    push = [r for name, _, r in run.result["tasks"] if name.endswith("Push the image")][0]
+    push = [task[2] for task in run.result["tasks"] if task[0].endswith("Push the image")][0]
     assert push["changed"] is True and len(push["blobs_sent"]) == 4 and push["tags_written"] == ["1877.1"]
 
 
@@ -124,7 +124,7 @@ def test_release_without_kernel_names_the_missing_file(tmp_path):
     os.unlink(release / "kvm-amd64-1877.3-nokernel.vmlinuz")
     run = run_playbook("playbooks/publish.yml", {"publish_release_dir": str(release), "publish_target": "oci:%s/s" % tmp_path})
     assert run.rc != 0
-    failed = [r for _, status, r in run.result["tasks"] if status == "failed"]
+    failed = [task[2] for task in run.result["tasks"] if task[1] == "failed"]
     assert len(failed) == 1
     assert failed[0]["msg"] == "publish_release_dir: the kernel kvm-amd64-1877.3-nokernel.vmlinuz is missing from %s" % release
     assert "Traceback" not in run.output

@@ -230,7 +230,7 @@ class TokenServer:
     def actions_asked(self, repository, mark=0):
         """The set of action sets asked for ``repository``: e.g. {("pull",), ("pull", "push")}."""
         result = set()
-        for _, scope in self.scopes(mark):
+        for dummy, scope in self.scopes(mark):
             parsed = parse_scope(scope)
             if parsed and parsed[0] == "repository" and parsed[1] == repository:
                 result.add(tuple(sorted(parsed[2])))
@@ -263,7 +263,7 @@ class TokenServer:
         """(user, ok) from an Authorization header; user None when there is none."""
         if not header:
             return None, False
-        scheme, _, value = header.partition(" ")
+        scheme, dummy, value = header.partition(" ")
         if scheme.lower() != "basic":
             return None, False
         try:

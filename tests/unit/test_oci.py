@@ -113,7 +113,8 @@ def test_manifest_field_order_and_omitted_fields():
 
 def test_empty_descriptor_is_oras_empty():
     assert oci.go_json(oci.empty_descriptor()) == (
-        b'{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2,"data":"e30="}'
+        b'{"mediaType":"application/vnd.oci.empty.v1+json",'
+        b'"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2,"data":"e30="}'
     )
     assert oci.sha256_digest(mt.EMPTY_JSON) == mt.EMPTY_DIGEST
 

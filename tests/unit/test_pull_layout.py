@@ -37,7 +37,7 @@ def test_pull_by_role_and_media_type_then_no_change(tmp_path, image):
 
 
 def test_check_mode_writes_nothing(tmp_path, image):
-    ref, _, _ = image
+    ref = image[0]
     result = pull(open_target(parse(ref)), str(tmp_path / "out"), check_mode=True)
     assert result["changed"] is True and len(result["files"]) == 4
     assert not (tmp_path / "out").exists()
@@ -49,7 +49,7 @@ def test_unknown_layer_names_the_option(tmp_path, image):
 
 
 def test_altered_blob_fails_and_leaves_no_partial_file(tmp_path, image):
-    ref, _, pushed = image
+    ref, pushed = image[0], image[2]
     kernel = pushed["manifest"]["layers"][2]["digest"]
     blob = tmp_path / "store" / "blobs" / "sha256" / kernel[7:]
     data = bytearray(blob.read_bytes())
@@ -62,7 +62,7 @@ def test_altered_blob_fails_and_leaves_no_partial_file(tmp_path, image):
 
 
 def test_existing_file_with_other_content_is_replaced(tmp_path, image):
-    ref, src, _ = image
+    ref, src = image[0], image[1]
     dest = tmp_path / "out"
     dest.mkdir()
     (dest / "kvm.initrd").write_bytes(b"old")

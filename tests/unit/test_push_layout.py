@@ -63,7 +63,7 @@ def test_layout_is_an_oci_image_layout(tmp_path, release):
     }]
     for path in (store / "blobs" / "sha256").iterdir():
         assert oci.sha256_digest(path.read_bytes()) == "sha256:" + path.name
-    assert not [p for p in store.rglob(".tmp-*")]
+    assert not list(store.rglob(".tmp-*"))
 
 
 def test_manifest_structure(tmp_path, release):
