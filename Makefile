@@ -2,7 +2,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test unit integration interop sanity peers demo bench build
+.PHONY: setup test unit integration interop sanity peers demo demo-registry bench build
 
 setup:
 	bash scripts/setup.sh
@@ -20,6 +20,10 @@ peers:
 
 demo:
 	bash scripts/demo.sh
+
+# The second recipe: a registry on 127.0.0.1, published to twice.
+demo-registry:
+	bash scripts/demo-registry.sh
 
 bench: setup
 	$(BIN)/python benchmarks/run.py
