@@ -30,18 +30,44 @@ def referrers_tag(digest):
 
 
 def layer_role(layer):
-    flavor, role = mt.role_of(layer.get("mediaType"))
+    role = mt.role_of(layer.get("mediaType"))[1]
     return role if role and role != "config" else None
 
 
-def read_image(target, ref=None):
-    """descriptor, manifest and config of a reference, each checked against its digest."""
+def pick_from_index(index, platform, ref):
+    """The index entry a consumer would pull: ironcore-image takes the first, or the one of its platform."""
+    manifests = [m for m in index.get("manifests") or [] if isinstance(m, dict)]
+    if platform:
+        if platform.count("/") < 1:
+            raise OnmetalError("'%s' is not OS/ARCHITECTURE, such as linux/amd64" % platform, option="platform")
+        os_name, arch = platform.split("/", 2)[:2]
+        manifests = [m for m in manifests if (m.get("platform") or {}).get("os") == os_name
+                     and (m.get("platform") or {}).get("architecture") == arch]
+    if not manifests:
+        raise OnmetalError("%s is an index with no manifest%s" % (ref, " for " + platform if platform else ""),
+                           option="platform" if platform else "ref")
+    return manifests[0]
+
+
+def read_image(target, ref=None, platform=None):
+    """descriptor, manifest and config of a reference, each checked against its digest.
+
+    An index (ironcore-image build writes one) is followed to the manifest its consumers pick.
+    """
     ref = ref or target.ref
     if not (ref.tag or ref.digest):
         raise OnmetalError("names no tag or digest", option="ref")
     data, media_type, digest = target.fetch_manifest(ref)
     manifest = oci.parse_json_object(data, "the manifest of %s" % ref)
     descriptor = oci.descriptor(media_type, digest, len(data), {mt.REF_NAME_ANNOTATION: str(ref)})
+    index = None
+    if media_type in (mt.OCI_INDEX, mt.DOCKER_MANIFEST_LIST) or "manifests" in manifest:
+        index = manifest
+        entry = pick_from_index(index, platform, ref)
+        data, media_type, manifest_digest = target.fetch_manifest(ref.replace(tag=None, digest=entry.get("digest")))
+        manifest = oci.parse_json_object(data, "the manifest %s of %s" % (manifest_digest, ref))
+    else:
+        manifest_digest = digest
     config = None
     config_desc = manifest.get("config") or {}
     if config_desc.get("digest") and config_desc.get("size", 0) <= MAX_CONFIG:
@@ -50,13 +76,14 @@ def read_image(target, ref=None):
             config = json.loads(raw.decode("utf-8"))
         except (ValueError, UnicodeDecodeError):
             config = None
-    return {"descriptor": descriptor, "manifest": manifest, "config": config, "manifest_bytes": data}
+    return {"descriptor": descriptor, "manifest": manifest, "config": config, "manifest_bytes": data,
+            "index": index, "manifest_digest": manifest_digest}
 
 
-def describe(target, ref=None, query=None):
+def describe(target, ref=None, query=None, platform=None):
     """What onmetal_info returns."""
     ref = ref or target.ref
-    image = read_image(target, ref)
+    image = read_image(target, ref, platform)
     manifest = image["manifest"]
     digest = image["descriptor"]["digest"]
     flavor = mt.flavor_of_config((manifest.get("config") or {}).get("mediaType"))
@@ -83,6 +110,8 @@ def describe(target, ref=None, query=None):
         "digest": digest,
         "descriptor": image["descriptor"],
         "manifest": manifest,
+        "manifest_digest": image["manifest_digest"],
+        "index": image["index"],
         "config": config,
         "flavor": flavor,
         "command_line": (config or {}).get("commandLine", "") if isinstance(config, dict) else "",

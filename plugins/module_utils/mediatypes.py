@@ -61,19 +61,14 @@ FLAVORS = {
     },
 }
 
-# Names ironcore-image >= v0.2.6 still reads; we read them, we never write them.
-IRONCORE_LEGACY = dict(
-    [("config", "application/vnd.ironcore.image.config.v1alpha1+json")]
-    + [
-        (role, "application/vnd.ironcore.image.%s.v1alpha1.%s" % (role, role))
-        for role in ("rootfs", "initramfs", "kernel", "squashfs", "uki", "iso")
-    ]
-)
-
-
-def roles_of_flavor(flavor):
-    """Layer roles a flavor knows, in manifest order."""
-    return tuple(role for role in BOOT_ROLES + IRONCORE_ONLY_ROLES if role in FLAVORS[flavor])
+# Names ironcore-image >= v0.2.6 still reads (its Legacy*MediaType); we read them, we never write them.
+IRONCORE_LEGACY = {
+    "config": "application/vnd.ironcore.image.config.v1alpha1+json",
+    "rootfs": "application/vnd.ironcore.image.rootfs.v1alpha1.rootfs",
+    "initramfs": "application/vnd.ironcore.image.initramfs.v1alpha1.initramfs",
+    "kernel": "application/vnd.ironcore.image.vmlinuz.v1alpha1.vmlinuz",
+    "squashfs": "application/vnd.ironcore.image.squashfs.v1alpha1.squashfs",
+}
 
 
 def role_of(media_type):

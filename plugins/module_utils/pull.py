@@ -43,12 +43,14 @@ def holds(path, digest, size):
     return oci.file_digest(path)[0] == digest
 
 
-def pull(target, dest, layers=None, check_mode=False):
+def pull(target, dest, layers=None, check_mode=False, platform=None):
     if not dest:
         raise OnmetalError("a folder is required", option="dest")
     if os.path.exists(dest) and not os.path.isdir(dest):
         raise OnmetalError("%s is not a folder" % dest, option="dest")
-    image = read_image(target)
+    image = read_image(target, platform=platform)
+    if not image["manifest"].get("layers"):
+        raise OnmetalError("%s has no layers to download" % target.ref, option="ref")
     digest = image["descriptor"]["digest"]
     files = []
     names = set()

@@ -36,6 +36,11 @@ options:
         V(oci:PATH:tag) for an OCI image layout folder.
     type: str
     required: true
+  platform:
+    description:
+      - For a reference that names an index (C(ironcore-image build) writes one), the entry to read, as
+        V(OS/ARCHITECTURE) (V(linux/amd64)). Without it, the first entry, as C(ironcore-image) picks it.
+    type: str
   query:
     description:
       - A JMESPath expression over the result; its value is returned as RV(query_result).
@@ -85,6 +90,14 @@ descriptor:
       org.opencontainers.image.ref.name: localhost:5000/gardenlinux:latest
 manifest:
   description: The manifest, as C(oras manifest fetch) prints it.
+  returned: success
+  type: dict
+manifest_digest:
+  description: Digest of the manifest read; differs from RV(digest) when the reference names an index.
+  returned: success
+  type: str
+index:
+  description: The index the reference names, when it names one; else null.
   returned: success
   type: dict
 config:
@@ -153,13 +166,14 @@ def main():
     argument_spec = dict(
         ref=dict(type="str", required=True),
         query=dict(type="str"),
+        platform=dict(type="str"),
     )
     argument_spec.update(CONNECTION_SPEC)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
 
     def work():
         target = open_target(parse(module.params["ref"]), connection_params(module.params))
-        result = describe(target, query=module.params["query"])
+        result = describe(target, query=module.params["query"], platform=module.params["platform"])
         result["changed"] = False
         return result
 

@@ -40,6 +40,11 @@ options:
     description: Folder for the files; created when missing.
     type: path
     required: true
+  platform:
+    description:
+      - For a reference that names an index (C(ironcore-image build) writes one), the entry to read, as
+        V(OS/ARCHITECTURE) (V(linux/amd64)). Without it, the first entry, as C(ironcore-image) picks it.
+    type: str
   layers:
     description:
       - Roles or media types of the layers to download. Every layer when empty.
@@ -118,13 +123,15 @@ def main():
         ref=dict(type="str", required=True),
         dest=dict(type="path", required=True),
         layers=dict(type="list", elements="str", default=[]),
+        platform=dict(type="str"),
     )
     argument_spec.update(CONNECTION_SPEC)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, add_file_common_args=True)
 
     def work():
         target = open_target(parse(module.params["ref"]), connection_params(module.params))
-        result = pull(target, module.params["dest"], module.params["layers"], check_mode=module.check_mode)
+        result = pull(target, module.params["dest"], module.params["layers"], check_mode=module.check_mode,
+                      platform=module.params["platform"])
         if not module.check_mode:
             for entry in result["files"]:
                 file_args = module.load_file_common_arguments(module.params, path=entry["path"])
