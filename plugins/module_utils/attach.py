@@ -19,7 +19,6 @@ import time
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils import mediatypes as mt
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils import oci
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils.errors import NotFound, OnmetalError
-from ansible_collections.gardenlinux.onmetal.plugins.module_utils.info import referrers_tag
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils.push import check_file, string_map
 
 INDEX_ATTEMPTS = 5
@@ -59,7 +58,7 @@ def attach(target, files, artifact_type=mt.GARDENLINUX_EXTRAS_ARTIFACT, annotati
                               artifact_type=artifact_type, subject=subject_desc)
     digest = oci.sha256_digest(data)
     entry = oci.descriptor(mt.OCI_MANIFEST, digest, len(data), manifest_annotations or None, artifactType=artifact_type)
-    index_ref = ref.replace(tag=referrers_tag(subject["digest"]), digest=None)
+    index_ref = ref.replace(tag=oci.referrers_tag(subject["digest"]), digest=None)
     result = {
         "digest": digest,
         "ref": str(ref.replace(tag=None, digest=digest)),

@@ -21,14 +21,6 @@ except ImportError:  # reported by the module through deps.require()
 MAX_CONFIG = 4 * 1024 * 1024
 
 
-def signature_tag(digest):
-    return digest.replace(":", "-", 1) + ".sig"
-
-
-def referrers_tag(digest):
-    return digest.replace(":", "-", 1)
-
-
 def layer_role(layer):
     role = mt.role_of(layer.get("mediaType"))[1]
     return role if role and role != "config" else None
@@ -127,7 +119,7 @@ def describe(target, ref=None, query=None, platform=None):
 
 
 def _signatures(target, ref, digest):
-    sig_ref = ref.replace(tag=signature_tag(digest), digest=None)
+    sig_ref = ref.replace(tag=oci.signature_tag(digest), digest=None)
     try:
         if target.resolve(sig_ref) is None:
             return []
@@ -144,7 +136,7 @@ def _signatures(target, ref, digest):
 
 def _referrers(target, ref, digest):
     """Referrers through the sha256-<hex> tag fallback (distribution 2.8 has no referrers API)."""
-    fallback = ref.replace(tag=referrers_tag(digest), digest=None)
+    fallback = ref.replace(tag=oci.referrers_tag(digest), digest=None)
     if target.resolve(fallback) is None:
         return []
     data = target.fetch_manifest(fallback)[0]

@@ -158,3 +158,13 @@ def parse_json_object(data, what):
     if not isinstance(value, dict):
         raise OnmetalError("%s is not a JSON object" % what)
     return value
+
+
+def signature_tag(digest):
+    """cosign's tag for the signatures of a manifest: sha256-<hex>.sig."""
+    return digest.replace(":", "-", 1) + ".sig"
+
+
+def referrers_tag(digest):
+    """The referrers tag fallback of distribution-spec 1.1: sha256-<hex>."""
+    return digest.replace(":", "-", 1)
