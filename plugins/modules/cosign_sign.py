@@ -49,8 +49,11 @@ options:
     type: str
   public_key:
     description:
-      - The public key of O(private_key). When given, an existing signature is recognised without
-        decrypting the private key (scrypt costs a quarter of a second); the key is decrypted only to sign.
+      - The public key of O(private_key), its pair. When given, an existing signature is recognised without
+        decrypting the private key (scrypt costs a quarter of a second); the key is decrypted only to sign,
+        and then the pair is checked.
+      - Give only the pair of O(private_key) - a signature by the key given here counts as done, so the
+        public key of another pair would make the task report no change without signing.
     type: path
   annotations:
     description: Annotations signed with the payload, as cosign's C(-a key=value).
