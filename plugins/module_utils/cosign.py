@@ -19,7 +19,7 @@ import random
 import time
 
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils import mediatypes as mt
-from ansible_collections.gardenlinux.onmetal.plugins.module_utils.cosign_keys import ec, public_pem, require_crypto
+from ansible_collections.gardenlinux.onmetal.plugins.module_utils.cosign_keys import ec, require_crypto
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils.errors import NotFound, OnmetalError
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils.oci import OrderedStruct, go_json, sha256_digest, signature_tag
 
@@ -200,22 +200,7 @@ def _holds(layers, payload, public_key):
     return None
 
 
-class _Lazy:
-    def __init__(self, load):
-        self.load = load
-        self.key = None
-
-
-def _key(private_key):
-    if isinstance(private_key, _Lazy):
-        if private_key.key is None:
-            private_key.key = private_key.load()
-        return private_key.key
-    return private_key
-
-
-def sign(target, ref, private_key, annotations=None, check_mode=False, identity=None, attempts=SIGN_ATTEMPTS,
-         public_key=None):
+def sign(target, ref, private_key, annotations=None, check_mode=False, identity=None, attempts=SIGN_ATTEMPTS):
     """Sign what ref names in cosign's `.sig` layout, keeping other signatures.
 
     identity overrides docker-reference (cosign's --sign-container-identity); by default
@@ -224,12 +209,7 @@ def sign(target, ref, private_key, annotations=None, check_mode=False, identity=
     digest = _resolve(target, ref)
     payload = payload_bytes(identity or ref.name, digest, _annotations(annotations))
     sig_ref = ref.replace(tag=signature_tag(digest), digest=None)
-    # private_key may be a callable that decrypts the key file: with public_key given, an
-    # existing signature is recognised without paying for scrypt.
-    if callable(private_key):
-        private_key = _Lazy(private_key)
-    if public_key is None:
-        public_key = _key(private_key).public_key()
+    public_key = private_key.public_key()
     result = {
         "changed": False,
         "digest": digest,
@@ -243,9 +223,6 @@ def sign(target, ref, private_key, annotations=None, check_mode=False, identity=
         result.update(signature_manifest_digest=sig_digest, signatures=len(layers))
         return result
     result["changed"] = True
-    private_key = _key(private_key)  # in check mode too: a wrong password must fail there as well
-    if public_pem(private_key) != public_pem(public_key):
-        raise OnmetalError("the public key does not belong to the private key", option="public_key")
     if check_mode:
         result["signatures"] = len(layers) + 1
         return result

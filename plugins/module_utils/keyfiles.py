@@ -38,11 +38,6 @@ def read_private_key(path, password, option="private_key", password_option="pass
     return cosign_keys.load_private_key(_read(path, option), password, option, password_option)
 
 
-def check_private_key_file(path, option="private_key"):
-    """That path is a cosign private key file, without decrypting it."""
-    return cosign_keys.key_format(_read(path, option), option)
-
-
 def read_public_key(path, option="public_key"):
     return cosign_keys.load_public_key(_read(path, option), option)
 

@@ -47,14 +47,6 @@ options:
       - Password of the private key; when unset, C(COSIGN_PASSWORD) from the environment (may be empty).
       - O(password) is the registry's password, as in every module of the collection.
     type: str
-  public_key:
-    description:
-      - The public key of O(private_key), its pair. When given, an existing signature is recognised without
-        decrypting the private key (scrypt costs a quarter of a second); the key is decrypted only to sign,
-        and then the pair is checked.
-      - Give only the pair of O(private_key) - a signature by the key given here counts as done, so the
-        public key of another pair would make the task report no change without signing.
-    type: path
   annotations:
     description: Annotations signed with the payload, as cosign's C(-a key=value).
     type: dict
@@ -101,7 +93,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils.common import CONNECTION_SPEC, connection_params, run
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils.cosign import sign
-from ansible_collections.gardenlinux.onmetal.plugins.module_utils.keyfiles import check_private_key_file, read_private_key, read_public_key
+from ansible_collections.gardenlinux.onmetal.plugins.module_utils.keyfiles import read_private_key
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils.reference import parse
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils.target import open_target
 
@@ -111,7 +103,6 @@ def main():
         ref=dict(type="str", required=True),
         private_key=dict(type="path", required=True, no_log=False),
         key_password=dict(type="str", no_log=True),
-        public_key=dict(type="path"),
         annotations=dict(type="dict"),
     )
     argument_spec.update(CONNECTION_SPEC)
@@ -121,15 +112,8 @@ def main():
         p = module.params
         ref = parse(p["ref"])
         target = open_target(ref, connection_params(p))
-        check_private_key_file(p["private_key"])
-        public_key = read_public_key(p["public_key"]) if p["public_key"] else None
-
-        def private_key():
-            return read_private_key(p["private_key"], p["key_password"], password_option="key_password")
-
-        if public_key is None:
-            private_key = private_key()
-        result = sign(target, ref, private_key, p["annotations"], check_mode=module.check_mode, public_key=public_key)
+        key = read_private_key(p["private_key"], p["key_password"], password_option="key_password")
+        result = sign(target, ref, key, p["annotations"], check_mode=module.check_mode)
         result.update(target.stats.as_dict())
         return result
 

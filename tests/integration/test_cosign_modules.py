@@ -485,52 +485,6 @@ def test_sign_refuses_bad_keys(registry, tmp_path, keys):
     assert where.writes_since(snap) == []
 
 
-def test_sign_with_public_key(tmp_path, keys):
-    """public_key lets an existing signature count without decrypting; signing still needs the password."""
-    where = Where("layout", root=tmp_path / "layouts")
-    digest = push(where, tmp_path, "img")
-    ref = where.ref("img", "1.0")
-
-    # Nothing signed yet: the private key is decrypted, so a wrong password fails, in check mode too.
-    for check in (True, False):
-        wrong = sign(where, ref, (keys["a"][0], None, KEY_PASSWORD_B), check=check, public_key=keys["a"][1])
-        assert_one_line_failure(wrong, "key_password")
-    # A public key of another pair is refused before anything is written.
-    snap = where.snapshot()
-    mismatch = sign(where, ref, keys["a"], public_key=keys["b"][1])
-    assert_one_line_failure(mismatch, "public_key")
-    assert where.writes_since(snap) == []
-
-    signed = sign(where, ref, keys["a"], public_key=keys["a"][1])
-    assert signed.result["changed"] is True and signed.result["digest"] == digest, signed.output
-    snap = where.snapshot()
-    again = sign(where, ref, keys["a"], public_key=keys["a"][1])
-    assert again.result["changed"] is False, again.output
-    assert where.writes_since(snap) == []
-
-
-def test_sign_public_key_of_another_pair_does_not_count_as_signed(tmp_path, keys):
-    """DEFECT: private key A with public_key B, the image signed by B only: A never signs.
-
-    cosign.sign() checks the pair (public_pem(private) == public_pem(public_key)) only after
-    _holds() found no signature; a signature by B "holds" under public_key B, so the module
-    returns changed=false and the image has no signature by A. The publish role passes
-    publish_public_key (the verification key) as cosign_sign's public_key, so a release verified
-    with another trusted key reports "signed and verified" without A's signature.
-    """
-    where = Where("layout", root=tmp_path / "layouts")
-    push(where, tmp_path, "img")
-    ref = where.ref("img", "1.0")
-    assert sign(where, ref, keys["b"]).result["changed"] is True
-
-    run = sign(where, ref, keys["a"], public_key=keys["b"][1])
-    if not run.failed:
-        assert run.result["changed"] is True, (
-            "cosign_sign with private key A and public_key B reported no change: the image has no signature by A")
-    else:
-        assert_one_line_failure(run, "public_key")
-
-
 def test_sign_refuses_a_sec1_key(registry, tmp_path, shared_dir):
     """cosign's pemcosigneckey: right password, but the plaintext is SEC1, which cosign refuses."""
     sec1 = shared_dir / "testvectors" / "cosign" / "keys" / "pemcosigneckey.pem"
