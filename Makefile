@@ -2,7 +2,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test unit integration interop sanity peers demo demo-registry bench build
+.PHONY: setup test unit integration interop sanity ecosystem peers demo demo-registry bench build
 
 setup:
 	bash scripts/setup.sh
@@ -12,7 +12,7 @@ test:
 	bash scripts/test.sh
 
 # Single stages (setup always runs first).
-unit integration interop sanity:
+unit integration interop sanity ecosystem:
 	bash scripts/test.sh $@
 
 peers:

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The test command (`make test` runs it; so does CI through .ci/run).
 #
-#   scripts/test.sh                       every stage: setup, peers, unit, integration, interop, sanity
-#   scripts/test.sh unit|integration|interop|sanity|peers ...   only those stages (setup always runs)
+#   scripts/test.sh                       every stage: setup, peers, unit, integration, interop, sanity, ecosystem
+#   scripts/test.sh unit|integration|interop|sanity|ecosystem|peers ...   only those stages (setup always runs)
 #   scripts/test.sh unit -- -k digest -x  arguments after -- go to pytest
 #
 # Every stage runs even when an earlier one failed; the exit status is non-zero when any failed.
@@ -16,7 +16,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 cd "$ROOT" || exit 1
 
 VENV="$ROOT/.venv"
-ALL_STAGES=(peers unit integration interop sanity)
+ALL_STAGES=(peers unit integration interop sanity ecosystem)
 SANITY_ROOT="${TMPDIR:-/tmp}/gardenlinux-onmetal-test"
 SANITY_COPY="$SANITY_ROOT/ansible_collections/gardenlinux/onmetal"
 
@@ -34,7 +34,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --) shift; pytest_args=("$@"); break ;;
         all) ;;
-        peers | unit | integration | interop | sanity) stages+=("$1"); explicit=1 ;;
+        peers | unit | integration | interop | sanity | ecosystem) stages+=("$1"); explicit=1 ;;
         -h | --help) usage ;;
         *) echo "unknown stage: $1" >&2; usage ;;
     esac
@@ -204,6 +204,16 @@ stage_sanity() {
     fi
 }
 
+stage_ecosystem() {
+    header "ecosystem: ansible-lint, galaxy-importer, install from the tarball, ansible-doc, antsibull-changelog"
+    local start=$SECONDS
+    if bash "$ROOT/scripts/ecosystem.sh" </dev/null; then
+        record ecosystem PASS "$start"
+    else
+        record ecosystem "FAIL (scripts/ecosystem.sh)" "$start"
+    fi
+}
+
 # --- run -----------------------------------------------------------------------------------------
 export PATH="$VENV/bin:$PATH"   # tests that run ansible-playbook/ansible get the venv's
 stage_setup
@@ -212,6 +222,7 @@ for stage in "${stages[@]}"; do
         peers) stage_peers ;;
         unit | integration | interop) stage_pytest "$stage" ;;
         sanity) stage_sanity ;;
+        ecosystem) stage_ecosystem ;;
     esac
 done
 
