@@ -18,7 +18,7 @@ import time
 
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils import mediatypes as mt
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils import oci
-from ansible_collections.gardenlinux.onmetal.plugins.module_utils.errors import NotFound, OnmetalError
+from ansible_collections.gardenlinux.onmetal.plugins.module_utils.errors import NotFound, OnmetalError, RegistryError
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils.push import check_file, string_map
 
 INDEX_ATTEMPTS = 5
@@ -80,7 +80,12 @@ def attach(target, files, artifact_type=mt.GARDENLINUX_EXTRAS_ARTIFACT, annotati
     if not stored:
         target.push_manifest(data, mt.OCI_MANIFEST)
     for attempt in range(INDEX_ATTEMPTS):
-        _add_to_index(target, index_ref, entry)
+        try:
+            _add_to_index(target, index_ref, entry)
+        except RegistryError as e:
+            # Written once per read: a blind retry could drop an entry another writer added.
+            if not e.retryable or attempt == INDEX_ATTEMPTS - 1:
+                raise
         # Another writer may have replaced the index between our read and write: read it again.
         if _listed(target, index_ref, digest):
             break
@@ -111,4 +116,4 @@ def _add_to_index(target, index_ref, entry):
     value["mediaType"] = mt.OCI_INDEX
     value["manifests"] = [oci.descriptor(m.get("mediaType"), m.get("digest"), m.get("size"), m.get("annotations"),
                                          artifactType=m.get("artifactType")) for m in manifests]
-    target.push_manifest(oci.go_json(value), mt.OCI_INDEX, index_ref.tag)
+    target.push_manifest(oci.go_json(value), mt.OCI_INDEX, index_ref.tag, retry=False)

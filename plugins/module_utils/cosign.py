@@ -20,7 +20,7 @@ import time
 
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils import mediatypes as mt
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils.cosign_keys import ec, require_crypto
-from ansible_collections.gardenlinux.onmetal.plugins.module_utils.errors import NotFound, OnmetalError
+from ansible_collections.gardenlinux.onmetal.plugins.module_utils.errors import NotFound, OnmetalError, RegistryError
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils.oci import OrderedStruct, go_json, sha256_digest, signature_tag
 
 try:
@@ -239,7 +239,14 @@ def sign(target, ref, private_key, annotations=None, check_mode=False, identity=
             manifest, config = signature_manifest(layers + [layer], manifest_annotations)
             # Blobs first, manifest last: the tag never names missing content.
             target.push_blob({"mediaType": mt.OCI_IMAGE_CONFIG, "digest": sha256_digest(config), "size": len(config)}, config)
-            target.push_manifest(manifest, mt.OCI_MANIFEST, tag=signature_tag(digest))
+            try:
+                # One try: a retry would send the signatures read before, dropping any added
+                # meanwhile. Read again and rebuild instead.
+                target.push_manifest(manifest, mt.OCI_MANIFEST, tag=signature_tag(digest), retry=False)
+            except RegistryError as e:
+                if not e.retryable or attempt == attempts - 1:
+                    raise
+                continue
             span = time.monotonic() - started
         # Tags have no compare-and-swap: a signer who read before our write replaces the
         # tag without our layer. Check now, and again once such a writer would have landed.

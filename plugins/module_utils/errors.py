@@ -31,6 +31,10 @@ class NotFound(OnmetalError):
     """The reference, manifest or blob does not exist."""
 
 
+# Answers worth another try, after a pause.
+RETRY_STATUS = (408, 429, 500, 502, 503, 504)
+
+
 class RegistryError(OnmetalError):
     """The registry answered with an error or could not be reached."""
 
@@ -38,6 +42,21 @@ class RegistryError(OnmetalError):
         self.status = status
         super(RegistryError, self).__init__(message, option=option, **details)
 
+    @property
+    def manifest_race(self):
+        """distribution's filesystem storage rewrites a blob's repository link in place when an upload of
+        that blob completes; a manifest checked in that moment is refused as naming an unknown blob."""
+        return self.status == 400 and "MANIFEST_BLOB_UNKNOWN" in (self.details.get("codes") or ())
+
+    @property
+    def retryable(self):
+        """Worth another try: a lost connection, 408/429/5xx, or the manifest/link race."""
+        return self.status is None or self.status in RETRY_STATUS or self.manifest_race
+
 
 class AuthError(RegistryError):
     """Credentials were refused or are missing."""
+
+    @property
+    def retryable(self):
+        return False

@@ -190,7 +190,7 @@ class LayoutTarget:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
-    def push_manifest(self, data, media_type, tag=None):
+    def push_manifest(self, data, media_type, tag=None, retry=True):  # pylint: disable=unused-argument
         digest = oci.sha256_digest(data)
         desc = oci.descriptor(media_type, digest, len(data))
         self._ensure_layout()

@@ -22,6 +22,7 @@ import time
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils import mediatypes as mt
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils import oci
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils.errors import (
+    RETRY_STATUS,
     AuthError,
     DigestMismatch,
     NotFound,
@@ -40,7 +41,6 @@ except ImportError:  # reported by the module through deps.require()
     requests = None
 
 UPLOAD_BLOCK = 1024 * 1024
-RETRY_STATUS = (408, 429, 500, 502, 503, 504)
 MAX_BACKOFF = 30.0
 MAX_RETRY_AFTER = 60.0
 
@@ -204,12 +204,12 @@ class RegistryTarget:
             return "Bearer " + token
         raise AuthError("%s refused the request (401) with no usable challenge" % self.ref.registry, status=401)
 
-    def _backoff(self, attempt, response=None):
+    def _backoff(self, attempt, response=None, retry_after=None):
         delay = min(MAX_BACKOFF, 0.5 * (2 ** attempt)) * (0.5 + random.random() / 2)
         if response is not None and response.status_code == 429:
-            after = response.headers.get("Retry-After", "")
-            if after.strip().isdigit():
-                delay = min(MAX_RETRY_AFTER, float(after))
+            retry_after = response.headers.get("Retry-After", "")
+        if retry_after and str(retry_after).strip().isdigit():
+            delay = min(MAX_RETRY_AFTER, float(retry_after))
         time.sleep(delay)
 
     def request(self, method, path, headers=None, body=None, ok=(200,), stream=False, what=None, retry=True):
@@ -232,7 +232,10 @@ class RegistryTarget:
             except requests.exceptions.SSLError as e:
                 raise RegistryError(_tls_message(self.ref.registry, e), option="ca_path")
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as e:
-                if attempt >= self.retries or not retry:
+                if not retry:
+                    raise RegistryError("lost the connection to %s while %s: %s" % (self.ref.registry, what, _short(e)),
+                                        option="ref", reason=_short(e))
+                if attempt >= self.retries:
                     raise RegistryError(
                         "cannot reach %s after %d tries: %s" % (self.ref.registry, attempt + 1, _short(e)), option="ref"
                     )
@@ -306,10 +309,15 @@ class RegistryTarget:
                 break
             except RegistryError as e:
                 # A dropped or refused PUT leaves the upload session unusable: start a new one.
-                if isinstance(e, AuthError) or (e.status not in (None,) + RETRY_STATUS) or attempt >= self.retries:
+                if isinstance(e, AuthError) or (e.status not in (None,) + RETRY_STATUS):
+                    raise
+                if attempt >= self.retries:
+                    if e.status is None:
+                        raise RegistryError("cannot upload %s to %s after %d tries: %s" % (
+                            digest, self.ref.registry, attempt + 1, e.details.get("reason") or e.message), option="ref")
                     raise
                 attempt += 1
-                self._backoff(attempt)
+                self._backoff(attempt, retry_after=e.details.get("retry_after") if e.status == 429 else None)
         self.stats.blobs_sent.append(digest)
         self.stats.bytes_sent += size
         return size
@@ -359,12 +367,23 @@ class RegistryTarget:
             pass
         return data, media_type or mt.OCI_MANIFEST, digest
 
-    def push_manifest(self, data, media_type, tag=None):
+    def push_manifest(self, data, media_type, tag=None, retry=True):
+        """retry=False: one try, for a read-modify-write caller that must re-read before writing again."""
         digest = oci.sha256_digest(data)
-        response = self.request(
-            "PUT", "/manifests/" + (tag or digest), headers={"Content-Type": media_type}, body=data,
-            ok=(201, 200), what="writing the manifest %s" % (tag or digest),
-        )
+        attempt = 0
+        while True:
+            try:
+                response = self.request(
+                    "PUT", "/manifests/" + (tag or digest), headers={"Content-Type": media_type}, body=data,
+                    ok=(201, 200), what="writing the manifest %s" % (tag or digest), retry=retry,
+                )
+                break
+            except RegistryError as e:
+                # Every blob was pushed before, so an "unknown blob" here is the registry's link race.
+                if not retry or not e.manifest_race or attempt >= self.retries:
+                    raise
+                attempt += 1
+                self._backoff(attempt)
         answered = response.headers.get("Docker-Content-Digest")
         if answered and answered != digest:
             raise DigestMismatch("%s stored the manifest as %s, not %s" % (self.ref.registry, answered, digest))
@@ -437,8 +456,10 @@ def _tls_message(registry, exc):
 def _error(response, what, ref, has_credentials=True):
     status = response.status_code
     detail = ""
+    codes = []
     try:
         errors = response.json().get("errors") or []
+        codes = [e.get("code") for e in errors if isinstance(e, dict)]
         detail = "; ".join("%s: %s" % (e.get("code"), e.get("message")) for e in errors if isinstance(e, dict))
     except Exception:
         detail = (response.text or "")[:200].strip()
@@ -455,4 +476,4 @@ def _error(response, what, ref, has_credentials=True):
     message = "%s answered %d %s while %s" % (ref.registry, status, response.reason or "", what)
     if detail:
         message += " (%s)" % detail
-    return RegistryError(message, status=status)
+    return RegistryError(message, status=status, retry_after=response.headers.get("Retry-After"), codes=codes)
