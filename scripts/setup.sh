@@ -17,7 +17,7 @@ log() { printf '[setup] %s\n' "$*"; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 
 # --- 1. Debian packages -------------------------------------------------------------------
-DEB_PACKAGES=(docker-registry skopeo apache2-utils openssl jq shellcheck)
+DEB_PACKAGES=(docker-registry skopeo apache2-utils openssl jq shellcheck time curl)
 
 deb_installed() {
     [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" = "install ok installed" ]
