@@ -8,10 +8,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
-import tempfile
 
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils import cosign_keys
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils.errors import OnmetalError
+from ansible_collections.gardenlinux.onmetal.plugins.module_utils.files import write_atomic
 
 MAX_KEY_FILE = 64 * 1024
 
@@ -48,22 +48,8 @@ def default_public_path(private_path):
 
 
 def _write(path, data, mode):
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-    try:
-        os.fchmod(fd, mode)  # before any byte is written: the private key is never readable by others
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    write_atomic(path, data, mode)
 
 
 def ensure_keypair(private_path, public_path, password, fmt="sigstore", force=False, check_mode=False):

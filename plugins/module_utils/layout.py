@@ -17,11 +17,11 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils import mediatypes as mt
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils import oci
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils.errors import DigestMismatch, NotFound, OnmetalError
+from ansible_collections.gardenlinux.onmetal.plugins.module_utils.files import atomic_file, write_atomic
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils.target import DigestingWriter, Stats
 
 LAYOUT_FILE = b'{"imageLayoutVersion":"1.0.0"}'
@@ -129,20 +129,7 @@ class LayoutTarget:
         os.makedirs(os.path.join(self.root, "blobs", "sha256"), exist_ok=True)
         marker = os.path.join(self.root, "oci-layout")
         if not os.path.exists(marker):
-            self._write_atomic(marker, LAYOUT_FILE)
-
-    def _write_atomic(self, path, data):
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            _remove_quietly(tmp)
-            raise
+            write_atomic(marker, LAYOUT_FILE)
 
     def push_blob(self, desc, source):
         self._ensure_layout()
@@ -153,24 +140,15 @@ class LayoutTarget:
         if isinstance(source, bytes):
             if oci.sha256_digest(source) != desc["digest"]:
                 raise DigestMismatch("content for %s does not match its digest" % desc["digest"])
-            self._write_atomic(path, source)
+            write_atomic(path, source)
             count = len(source)
         else:
-            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-            try:
-                with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
-                    # Checked while copying: a file that changed since it was hashed is refused.
-                    writer = DigestingWriter(out, desc["digest"], desc.get("size"), what="file %s" % source)
-                    for chunk in iter(lambda: src.read(oci.READ_SIZE), b""):
-                        writer.write(chunk)
-                    writer.check()
-                    out.flush()
-                    os.fsync(out.fileno())
-                os.chmod(tmp, 0o644)
-                os.replace(tmp, path)
-            except BaseException:
-                _remove_quietly(tmp)
-                raise
+            with atomic_file(path) as out, open(source, "rb") as src:
+                # Checked while copying: a file that changed since it was hashed is refused.
+                writer = DigestingWriter(out, desc["digest"], desc.get("size"), what="file %s" % source)
+                for chunk in iter(lambda: src.read(oci.READ_SIZE), b""):
+                    writer.write(chunk)
+                writer.check()
             count = writer.count
         self.stats.blobs_sent.append(desc["digest"])
         self.stats.bytes_sent += count
@@ -185,7 +163,7 @@ class LayoutTarget:
             index = self._index()
             yield index
             data = json.dumps(index, separators=(",", ":"), sort_keys=False).encode("utf-8")
-            self._write_atomic(os.path.join(self.root, "index.json"), data)
+            write_atomic(os.path.join(self.root, "index.json"), data)
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
@@ -196,7 +174,7 @@ class LayoutTarget:
         self._ensure_layout()
         path = self._blob_path(digest)
         if not os.path.isfile(path):
-            self._write_atomic(path, data)
+            write_atomic(path, data)
             self.stats.bytes_sent += len(data)
         with self._locked_index() as index:
             _set_entry(index, desc, tag)
@@ -225,10 +203,3 @@ def _set_entry(index, desc, tag):
     elif any(m.get("digest") == desc["digest"] for m in manifests):
         return
     manifests.append(entry)
-
-
-def _remove_quietly(path):
-    try:
-        os.unlink(path)
-    except OSError:
-        pass

@@ -8,10 +8,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
-import tempfile
 
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils import oci
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils.errors import OnmetalError
+from ansible_collections.gardenlinux.onmetal.plugins.module_utils.files import atomic_file
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils.info import layer_role, read_image
 
 
@@ -82,18 +82,6 @@ def pull(target, dest, layers=None, check_mode=False, platform=None):
 def _download(target, entry):
     folder = os.path.dirname(entry["path"]) or "."
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".%s.part-" % os.path.basename(entry["path"]))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            count = target.copy_blob_to(entry["digest"], entry["size"], f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, entry["path"])
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_file(entry["path"], prefix=".%s.part-" % os.path.basename(entry["path"])) as f:
+        count = target.copy_blob_to(entry["digest"], entry["size"], f)
     return count
