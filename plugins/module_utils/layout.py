@@ -105,7 +105,7 @@ class LayoutTarget:
         ref = ref or self.ref
         desc = self.resolve(ref)
         if desc is None:
-            raise NotFound("%s not found" % ref)
+            raise NotFound("%s not found" % ref, option="ref")
         data = self.read_blob(desc["digest"])
         media_type = oci.parse_json_object(data, "manifest %s" % desc["digest"]).get("mediaType") or desc["mediaType"]
         return data, media_type, desc["digest"]
