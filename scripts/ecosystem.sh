@@ -39,7 +39,7 @@ echo "== installed into a fresh collections path"
 # Away from the checkout: its ansible.cfg would show the collection as installed already.
 export ANSIBLE_COLLECTIONS_PATH="$work/collections" ANSIBLE_CONFIG="$work/ansible.cfg" ANSIBLE_NOCOLOR=1
 (cd "$work" && "$ROOT/.venv/bin/ansible-galaxy" collection install "$tarball" -p "$work/collections" >/dev/null)
-modules="$(cd "$work/collections/ansible_collections/gardenlinux/onmetal/plugins/modules" && ls ./*.py | sed 's#^\./##; s#\.py$##')"
+modules="$(find "$work/collections/ansible_collections/gardenlinux/onmetal/plugins/modules" -name "*.py" -printf "%f\n" | sed "s/\.py$//" | sort)"
 for module in $modules; do
     "$ROOT/.venv/bin/ansible-doc" "gardenlinux.onmetal.$module" > "$work/doc.txt"
     grep -q "OPTIONS" "$work/doc.txt" || { echo "ansible-doc rendered no options for $module"; exit 1; }

@@ -95,7 +95,7 @@ def together(jobs, timeout=600):
 
 def task_result(run, suffix):
     found = [result for name, _status, result in run.result["tasks"] if name.endswith(suffix)]
-    assert found, "no task %r in %s" % (suffix, [name for name, _, _ in run.result["tasks"]])
+    assert found, "no task %r in %s" % (suffix, [name for name, unused, unused in run.result["tasks"]])
     return found[-1]
 
 
@@ -103,7 +103,7 @@ def signatures(target, ref, digest, public_keys):
     """The layers of ``digest``'s ``.sig`` manifest, each as (payload digest, name of the key it verifies with or None)."""
     sig_ref = ref.replace(tag=cosign.signature_tag(digest), digest=None)
     try:
-        data, _, _ = target.fetch_manifest(sig_ref)
+        data = target.fetch_manifest(sig_ref)[0]
     except NotFound:
         return []
     manifest = json.loads(data)
@@ -157,7 +157,7 @@ def assert_all_published(runs):
 def test_four_publishes_at_once_to_one_registry_repository(registry, release, keys):
     repo = "concurrency/publish-%s" % uuid.uuid4().hex[:8]
     extra = publish_extra(release, "%s/%s" % (registry.host, repo), keys, plain_http=True)
-    runs = together([lambda: run_playbook("playbooks/publish.yml", extra, timeout=600) for _ in range(WRITERS)],
+    runs = together([lambda: run_playbook("playbooks/publish.yml", extra, timeout=600) for unused in range(WRITERS)],
                     timeout=700)
     digest = assert_all_published(runs)
 
@@ -165,23 +165,23 @@ def test_four_publishes_at_once_to_one_registry_repository(registry, release, ke
     target = open_target(ref, {"plain_http": True})
     assert target.resolve(ref)["digest"] == digest
     found = signatures(target, ref, digest, public_keys(keys, "first"))
-    assert [by for _, by in found] == ["first"], found
+    assert [by for unused, by in found] == ["first"], found
     # the extras went to the referrers tag once, not once per writer
-    index, _, _ = target.fetch_manifest(ref.replace(tag=digest.replace(":", "-"), digest=None))
+    index = target.fetch_manifest(ref.replace(tag=digest.replace(":", "-"), digest=None))[0]
     assert len(json.loads(index)["manifests"]) == 1
     verify = run_module("cosign_verify", {"ref": str(ref), "public_key": keys["first"][1], "plain_http": True})
     assert not verify.failed, verify.output
 
     again = run_playbook("playbooks/publish.yml", extra, timeout=600)
     assert again.rc == 0, again.output
-    assert again.result["stats"].get("changed", 0) == 0, [n for n, _, r in again.result["tasks"] if r.get("changed")]
+    assert again.result["stats"].get("changed", 0) == 0, [n for n, unused, r in again.result["tasks"] if r.get("changed")]
 
 
 @pytest.mark.timeout(900)
 def test_four_publishes_at_once_into_one_oci_layout(tmp_path, release, keys):
     store = tmp_path / "store"
     extra = publish_extra(release, "oci:%s:stable" % store, keys)
-    runs = together([lambda: run_playbook("playbooks/publish.yml", extra, timeout=600) for _ in range(WRITERS)],
+    runs = together([lambda: run_playbook("playbooks/publish.yml", extra, timeout=600) for unused in range(WRITERS)],
                     timeout=700)
     digest = assert_all_published(runs)
 
@@ -206,7 +206,7 @@ def test_four_publishes_at_once_into_one_oci_layout(tmp_path, release, keys):
     target = open_target(ref)
     assert target.resolve(ref)["digest"] == digest
     found = signatures(target, ref, digest, public_keys(keys, "first"))
-    assert [by for _, by in found] == ["first"], found
+    assert [by for unused, by in found] == ["first"], found
     verify = run_module("cosign_verify", {"ref": str(ref), "public_key": keys["first"][1]})
     assert not verify.failed, verify.output
 
@@ -247,7 +247,7 @@ def test_two_keys_sign_at_once_through_the_modules(registry, keys, tmp_path, rou
         assert not verify.failed, "the %s key's signature was lost: %s" % (name, verify.output)
     parsed = parse(ref)
     found = signatures(open_target(parsed, {"plain_http": True}), parsed, digest, public_keys(keys, "first", "second"))
-    assert sorted(by for _, by in found) == ["first", "second"], found
+    assert sorted(by for unused, by in found) == ["first", "second"], found
 
 
 @pytest.mark.timeout(300)
@@ -276,7 +276,7 @@ def test_two_keys_sign_at_once_through_the_engine(registry, keys, tmp_path, wher
         ], timeout=240)
         assert [result["digest"] for result in results] == [digest, digest]
         found = signatures(open_target(ref, connection), ref, digest, publics)
-        assert sorted(by for _, by in found) == ["first", "second"], "round %d: %s" % (round_, found)
+        assert sorted(by for unused, by in found) == ["first", "second"], "round %d: %s" % (round_, found)
         for name in ("first", "second"):
             verified = cosign.verify(open_target(ref, connection), ref, publics[name])
             assert len(verified) == 1, "round %d, %s key: %s" % (round_, name, verified)
@@ -308,5 +308,5 @@ def test_a_retried_sig_write_keeps_a_signature_added_meanwhile(registry, keys, t
     assert refusal.hits == 1 and not refusal.errors, refusal.errors
     assert other["result"]["digest"] == first["digest"] == digest
     found = signatures(open_target(direct, {"plain_http": True}), direct, digest, public_keys(keys, "first", "second"))
-    assert sorted(by for _, by in found) == ["first", "second"], (
-        "both signers reported success, but the .sig holds only %s" % [by for _, by in found])
+    assert sorted(by for unused, by in found) == ["first", "second"], (
+        "both signers reported success, but the .sig holds only %s" % [by for unused, by in found])

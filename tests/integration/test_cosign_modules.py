@@ -628,7 +628,7 @@ def cosign_signature_layout(root, folder, tag="signed"):
                        "annotations": annotations})
     config = json.dumps({
         "architecture": "", "created": "0001-01-01T00:00:00Z",
-        "history": [{"created": "0001-01-01T00:00:00Z"} for _ in layers], "os": "",
+        "history": [{"created": "0001-01-01T00:00:00Z"} for unused in layers], "os": "",
         "rootfs": {"type": "layers", "diff_ids": [layer["digest"] for layer in layers]}, "config": {},
     }, separators=(",", ":")).encode()
     sig_manifest = json.dumps({

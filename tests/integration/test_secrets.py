@@ -122,7 +122,7 @@ class Secrets:
         # Text that is public or mere structure (every P-256 key's DER starts alike): windows found
         # in it are not secrets. Two unrelated keys' encodings give the structure.
         self.public = ""
-        for _ in range(2):
+        for unused in range(2):
             self.public += "\n".join(_encodings(ec.generate_private_key(ec.SECP256R1())))
         for password in PASSWORDS:
             self.text[password] = "password %s..." % password[:10]
@@ -363,19 +363,19 @@ def test_publish_playbook_at_vvv_leaks_nothing(secret_registry, tmp_path):
         "publish_public_key": str(pub),
     }
     run = box.playbook("publish", extra)
-    summary = [result for name, _, result in run.result["tasks"] if name == "Summary"][0]
+    summary = [result for name, unused, result in run.result["tasks"] if name == "Summary"][0]
     assert "signed and verified" in summary["results"][0]["msg"], run.output
 
     run = box.playbook("publish wrong registry password", dict(extra, publish_password=WRONG_REGISTRY_PASSWORD),
                        expect_failure=True)
-    assert [name for name, status, _ in run.result["tasks"] if status == "failed"], run.output
+    assert [name for name, status, unused in run.result["tasks"] if status == "failed"], run.output
     # A target not signed yet, so that signing needs the private key (an existing signature may
     # be recognised with the public key alone, without decrypting the private key).
     run = box.playbook("publish wrong key password", dict(
         extra, publish_key_password=WRONG_KEY_PASSWORD,
         publish_target="%s/secrets/publish-unsigned" % secret_registry.host), expect_failure=True)
     failed = [(name, result) for name, status, result in run.result["tasks"] if status == "failed"]
-    assert [name for name, _ in failed] == ["Sign the image"], run.output
+    assert [name for name, unused in failed] == ["Sign the image"], run.output
     assert failed[0][1]["msg"].startswith("key_password:"), failed
     box.assert_no_leak()
 

@@ -218,7 +218,7 @@ _RESOLVE_FLAVORS = {
 
 def _module_of(version_line):
     """("github.com/onmetal/onmetal-image", "v0.1.1") from ".../onmetal-image/cmd@v0.1.1"."""
-    path, _, version = version_line.partition("@")
+    path, unused, version = version_line.partition("@")
     module = re.sub(r"/cmd(/.*)?$", "", path)
     return module, version
 

@@ -50,7 +50,7 @@ def our_keys(tmp_path_factory):
         assert result["format"] == fmt
         keys[name] = (str(private), result["public_key"])
     label = {"sigstore": b"ENCRYPTED SIGSTORE PRIVATE KEY", "cosign-legacy": b"ENCRYPTED COSIGN PRIVATE KEY"}
-    for fmt, (private, _) in keys.items():
+    for fmt, (private, unused) in keys.items():
         if fmt in label:
             with open(private, "rb") as handle:
                 assert label[fmt] in handle.read()
@@ -153,7 +153,7 @@ def test_we_verify_cosign_signatures(registry, release, peers, modules, their_ke
     assert again["changed"] is False
     target = open_target(parse(ref), {"plain_http": True})
     sig_ref = parse(ref).replace(tag=cosign_engine.signature_tag(digest), digest=None)
-    data, _, _ = target.fetch_manifest(sig_ref)
+    data = target.fetch_manifest(sig_ref)[0]
     layers = json.loads(data)["layers"]
     manifest, config = cosign_engine.signature_manifest(layers)
     assert manifest == data
@@ -192,7 +192,7 @@ def test_we_sign_with_cosign_generated_keys(registry, release, peers, modules, t
 def test_wrong_key_fails_on_both_sides(registry, release, peers, modules, our_keys, their_keys):
     key, pub = their_key(their_keys, peers, "v2")
     other_pub = our_keys["other"][1]
-    ours_ref, _ = push(registry.host, "interop-cosign/wrong-key-ours", release)
+    ours_ref, unused = push(registry.host, "interop-cosign/wrong-key-ours", release)
     modules.ok("cosign_sign", {"ref": ours_ref, "private_key": our_keys["sigstore"][0], "key_password": OUR_PASSWORD,
                                "plain_http": True})
     theirs_ref, digest = push(registry.host, "interop-cosign/wrong-key-theirs", release)

@@ -261,8 +261,8 @@ def test_digest_parity_with_oras_push(registry, release, peers, tmp_path, case):
     # in the release folder, so that oras's titles are the bare names, as ours are
     proc = peers.run("oras", "push", "--plain-http", *oras_args, "%s/%s:oras" % (registry.host, repo), *oras_files,
                      "--config", "%s:%s" % (config_file, ONM["config"]), cwd=release)
-    theirs, _ = registry_manifest(registry, repo, "oras")
-    ours, _ = registry_manifest(registry, repo, "ours")
+    theirs, unused = registry_manifest(registry, repo, "oras")
+    ours, unused = registry_manifest(registry, repo, "ours")
     assert theirs == ours
     assert oras_digest(proc) == pushed["digest"]
 
