@@ -19,7 +19,7 @@ import time
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils import mediatypes as mt
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils import oci
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils.errors import NotFound, OnmetalError, RegistryError
-from ansible_collections.gardenlinux.onmetal.plugins.module_utils.push import check_file, string_map
+from ansible_collections.gardenlinux.onmetal.plugins.module_utils.push import check_artifact, string_map
 
 INDEX_ATTEMPTS = 5
 
@@ -27,15 +27,9 @@ INDEX_ATTEMPTS = 5
 def _layers(files):
     layers = []
     for index, item in enumerate(files or []):
-        option = "files[%d]" % index
-        if not isinstance(item, dict):
-            raise OnmetalError("must be a mapping with path and media_type", option=option)
-        check_file(item.get("path"), option + ".path")
-        media_type = item.get("media_type")
-        if not media_type or not isinstance(media_type, str) or "/" not in media_type or " " in media_type:
-            raise OnmetalError("needs a media_type such as application/vnd.gardenlinux.log", option=option + ".media_type")
+        media_type, extra = check_artifact(item, "files[%d]" % index)
         annotations = {mt.TITLE_ANNOTATION: os.path.basename(item["path"])}
-        annotations.update(string_map(item.get("annotations"), option + ".annotations"))
+        annotations.update(extra)
         digest, size = oci.file_digest(item["path"])
         layers.append((oci.descriptor(media_type, digest, size, annotations), item["path"]))
     if not layers:

@@ -31,6 +31,17 @@ def check_file(path, option):
     return path
 
 
+def check_artifact(item, option):
+    """An extra file as {path, media_type, annotations}: (media type, annotations), or one clear error."""
+    if not isinstance(item, dict):
+        raise OnmetalError("must be a mapping with path and media_type", option=option)
+    check_file(item.get("path"), option + ".path")
+    media_type = item.get("media_type")
+    if not media_type or not isinstance(media_type, str) or "/" not in media_type or " " in media_type:
+        raise OnmetalError("needs a media_type such as application/vnd.gardenlinux.os.release", option=option + ".media_type")
+    return media_type, string_map(item.get("annotations"), option + ".annotations")
+
+
 def created_timestamp(value, option="created"):
     """RFC 3339 (UTC 'Z' form kept as given) or seconds since the epoch, as SOURCE_DATE_EPOCH."""
     if value is None or value == "":
@@ -145,13 +156,7 @@ def plan_image(params):
 
     for index, artifact in enumerate(params.get("artifacts") or []):
         option = "artifacts[%d]" % index
-        if not isinstance(artifact, dict):
-            raise OnmetalError("must be a mapping with path and media_type", option=option)
-        check_file(artifact.get("path"), option + ".path")
-        media_type = artifact.get("media_type")
-        if not media_type or not isinstance(media_type, str) or "/" not in media_type or " " in media_type:
-            raise OnmetalError("needs a media_type such as application/vnd.gardenlinux.os.release", option=option + ".media_type")
-        extra = string_map(artifact.get("annotations"), option + ".annotations")
+        media_type, extra = check_artifact(artifact, option)
         layers.append(Layer(option, artifact["path"], media_type, annotations_for(artifact["path"], extra)))
     if len(layers) > len(given):
         warnings.append(
