@@ -1,7 +1,20 @@
 # -*- coding: utf-8 -*-
 # Copyright: gardenlinux.onmetal contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Push an onmetal/ironcore image: plan (digests, exact bytes), then blobs, manifest, tags."""
+"""Push an onmetal/ironcore image: plan (digests, exact bytes), then blobs, manifest, tags.
+
+Hash first, then upload: the digests (and so the manifest's digest) are known before any write,
+which is what makes a push idempotent and lets blobs the repository has be skipped. One case
+overlaps the two: a registry repository that has no tag at all and not this image's config
+blob, where nothing of this image is to be expected (a push of ours that broke off wrote the
+config first, so it is seen). There each file of STREAM_MIN_SIZE or more streams while a
+thread hashes it (``RegistryTarget.stream_blob``): its first quarter goes out before its digest
+is known, then the digest is HEADed, so a blob that is there after all (left by another client,
+or by a push of another config) costs that quarter once and is not sent further. The manifest
+is made, and its digest known, only after every blob is stored; it goes last, tags after it.
+Check mode, an existing tag (the idempotent path), a digest in ``ref``, a push without tags and
+small files always hash first.
+"""
 
 from __future__ import absolute_import, division, print_function
 
@@ -10,13 +23,16 @@ __metaclass__ = type
 import datetime
 import json
 import os
+import threading
 
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils import mediatypes as mt
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils import oci
-from ansible_collections.gardenlinux.onmetal.plugins.module_utils.errors import OnmetalError
+from ansible_collections.gardenlinux.onmetal.plugins.module_utils.errors import DigestMismatch, OnmetalError
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils.reference import check_tag
 
 ROLE_OPTIONS = ("rootfs", "initramfs", "kernel", "squashfs", "uki", "iso")
+# Files from this size on are worth hashing while they upload (below, hashing takes < 50 ms).
+STREAM_MIN_SIZE = 64 * 1024 * 1024
 
 
 def check_file(path, option):
@@ -118,11 +134,13 @@ class Layer:
         return oci.descriptor(self.media_type, self.digest, self.size, self.annotations)
 
 
-def plan_image(params):
+def plan_image(params, hash_files=True):
     """Everything but the network: layers with digests, config and manifest bytes.
 
     params: rootfs, initramfs, kernel, squashfs, uki, iso, command_line, config, flavor,
     artifacts, annotations, config_annotations, annotation_file, created.
+    hash_files=False: every check made, but the layers have only their sizes (from the file
+    system) and there is no manifest yet; seal_plan() adds them once the digests are known.
     """
     flavor = params.get("flavor") or "onmetal"
     if flavor not in mt.FLAVORS:
@@ -174,19 +192,30 @@ def plan_image(params):
     if created:
         manifest_annotations[mt.CREATED_ANNOTATION] = created
 
-    for layer in layers:
-        layer.digest, layer.size = oci.file_digest(layer.path)
-    config_desc = oci.bytes_descriptor(table["config"], config_bytes, config_annotations)
-    manifest = oci.manifest_bytes(config_desc, [layer.descriptor() for layer in layers], manifest_annotations)
-    return {
+    plan = {
         "flavor": flavor,
         "layers": layers,
         "config_bytes": config_bytes,
-        "config_descriptor": config_desc,
-        "manifest_bytes": manifest,
-        "digest": oci.sha256_digest(manifest),
+        "config_descriptor": oci.bytes_descriptor(table["config"], config_bytes, config_annotations),
+        "manifest_annotations": manifest_annotations,
         "warnings": warnings,
     }
+    if not hash_files:
+        for layer in layers:
+            layer.size = os.path.getsize(layer.path)
+        return plan
+    for layer in layers:
+        layer.digest, layer.size = oci.file_digest(layer.path)
+    return seal_plan(plan)
+
+
+def seal_plan(plan):
+    """Add the manifest bytes and digest to a plan whose layers all have their digests."""
+    manifest = oci.manifest_bytes(plan["config_descriptor"], [layer.descriptor() for layer in plan["layers"]],
+                                  plan["manifest_annotations"])
+    plan["manifest_bytes"] = manifest
+    plan["digest"] = oci.sha256_digest(manifest)
+    return plan
 
 
 def push_image(target, params, check_mode=False, diff=False):
@@ -197,12 +226,30 @@ def push_image(target, params, check_mode=False, diff=False):
         check_tag(tag, "tags" if tag != ref.tag else "ref")
         if tag not in tags:
             tags.append(tag)
-    plan = plan_image(params)
+    plan = plan_image(params, hash_files=False)
+    before = None
+    streaming = _may_stream(target, ref, tags, plan, check_mode)
+    if streaming:
+        before = {tag: target.resolve(ref.replace(tag=tag, digest=None)) for tag in tags}
+        # Nothing of this image can be in a repository without tags that lacks its config blob
+        # (a broken-off push of ours wrote the config first).
+        streaming = not any(before.values()) and not target.has_tags() and \
+            not target.has_blob(plan["config_descriptor"]["digest"])
+    if streaming:
+        # Blobs first (the config, then each layer as it is hashed); the manifest only after them.
+        _push_blobs_while_hashing(target, plan)
+    else:
+        for layer in plan["layers"]:
+            digest, size = oci.file_digest(layer.path)
+            _check_size(layer, size)
+            layer.digest = digest
+    seal_plan(plan)
     digest = plan["digest"]
     if ref.digest and ref.digest != digest:
         raise OnmetalError("names %s, but these inputs make %s" % (ref.digest, digest), option="ref")
 
-    before = {tag: target.resolve(ref.replace(tag=tag, digest=None)) for tag in tags}
+    if before is None:
+        before = {tag: target.resolve(ref.replace(tag=tag, digest=None)) for tag in tags}
     stale = [tag for tag in tags if not before[tag] or before[tag]["digest"] != digest]
     untagged_missing = not tags and target.resolve(ref.replace(tag=None, digest=digest)) is None
     result = {
@@ -232,14 +279,91 @@ def push_image(target, params, check_mode=False, diff=False):
         return result
 
     # Blobs first, manifest next, tags last: no reference ever points at missing content.
-    for desc, source in blobs:
-        target.push_blob(desc, source)
+    if not streaming:
+        for layer, (desc, source) in zip([None] + plan["layers"], blobs):
+            try:
+                target.push_blob(desc, source)
+            except DigestMismatch as e:
+                raise _naming(e, layer)
     first = stale[0] if stale else None
     target.push_manifest(plan["manifest_bytes"], mt.OCI_MANIFEST, first)
     for tag in stale[1:]:
         target.push_manifest(plan["manifest_bytes"], mt.OCI_MANIFEST, tag)
     result.update(target.stats.as_dict())
     return result
+
+
+def _may_stream(target, ref, tags, plan, check_mode):
+    """Whether hashing while uploading is worth asking the registry about (no request made here)."""
+    return (not check_mode and not ref.digest and bool(tags)
+            and callable(getattr(target, "stream_blob", None)) and callable(getattr(target, "has_tags", None))
+            and any(layer.size >= STREAM_MIN_SIZE for layer in plan["layers"]))
+
+
+def _naming(error, layer):
+    """A layer file that changed while it was pushed: the error names its option too."""
+    if error.option is None and layer is not None:
+        return DigestMismatch(error.message, option=layer.option)
+    return error
+
+
+def _check_size(layer, size):
+    if size != layer.size:
+        raise OnmetalError("%s changed while it was pushed: %d bytes when planned, %d when hashed"
+                           % (layer.path, layer.size, size), option=layer.option)
+
+
+def _push_blobs_while_hashing(target, plan):
+    """The config blob, then the layers smallest first while a thread hashes them in that order:
+    a large layer not hashed yet streams (target.stream_blob), any other goes as push_blob does.
+    Smallest first: the small files are hashed at once and upload while the large one's hash
+    gets ahead of its stream. (The manifest keeps its own layer order.)"""
+    layers = sorted(plan["layers"], key=lambda layer: layer.size)
+    hasher = _Hasher(layers)
+    try:
+        target.push_blob(plan["config_descriptor"], plan["config_bytes"])
+        for layer, hashed in zip(layers, hasher.futures):
+            try:
+                if layer.size >= STREAM_MIN_SIZE and not hashed.done():
+                    layer.digest = target.stream_blob(layer.path, layer.size, hashed)[0]
+                    continue
+                digest, size = hashed.result()
+                _check_size(layer, size)
+                layer.digest = digest
+                target.push_blob(layer.descriptor(), layer.path)
+            except DigestMismatch as e:
+                raise _naming(e, layer)
+    finally:
+        hasher.stop()
+
+
+class _Hasher:
+    """A thread that hashes the layers' files one after the other; futures[i] gets (digest, size)
+    of layers[i] (or the error). stop() makes it skip what it has not started."""
+
+    def __init__(self, layers):
+        from concurrent.futures import Future  # pylint: disable=import-outside-toplevel
+
+        self.futures = [Future() for dummy in layers]
+        self._layers = list(layers)
+        self._thread = threading.Thread(target=self._run, name="onmetal-hash")
+        self._thread.daemon = True  # never keeps a failed module run alive
+        self._thread.start()
+
+    def _run(self):
+        for layer, future in zip(self._layers, self.futures):
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(oci.file_digest(layer.path))
+            except (IOError, OSError) as e:
+                future.set_exception(OnmetalError("cannot read %s: %s" % (layer.path, e.strerror or e), option=layer.option))
+            except BaseException as e:  # pylint: disable=broad-except
+                future.set_exception(e)
+
+    def stop(self):
+        for future in self.futures:
+            future.cancel()
 
 
 def _diff(target, ref, tags, before, digest, plan):

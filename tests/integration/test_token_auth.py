@@ -9,6 +9,7 @@ own ``TokenAuth`` keeps the pull-scoped token and the POST fails (SPEC.md sectio
 from __future__ import annotations
 
 import os
+import time
 import uuid
 
 import pytest
@@ -16,7 +17,9 @@ import requests
 
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils.errors import AuthError, OnmetalError
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils.info import describe
-from ansible_collections.gardenlinux.onmetal.plugins.module_utils.push import push_image
+from ansible_collections.gardenlinux.onmetal.plugins.module_utils import oci
+from ansible_collections.gardenlinux.onmetal.plugins.module_utils import push as push_module
+from ansible_collections.gardenlinux.onmetal.plugins.module_utils.push import plan_image, push_image
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils.reference import parse
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils.target import open_target
 from ansible_collections.gardenlinux.onmetal.tests.support.token_server import (
@@ -265,6 +268,36 @@ def test_token_auth_with_a_tls_registry(require_docker_registry, token_server, t
         assert describe(open_target(ref, conn))["digest"] == result["digest"]
     finally:
         reg.stop()
+
+
+def test_streamed_push_with_token_auth(token_registry, token_server, tmp_path, no_docker_config, monkeypatch):
+    """A fresh repository streams its large files (PATCH, then PUT ?digest=) under the push token
+    the upload POST fetched: no extra token request, and the digest a hash-first plan gives."""
+    monkeypatch.setattr(push_module, "STREAM_MIN_SIZE", 32 * 1024)  # the 64 KiB rootfs streams
+    hash_now = oci.file_digest
+
+    def slow_file_digest(path, *args, **kwargs):
+        if os.path.getsize(path) >= 32 * 1024:
+            time.sleep(0.3)  # as a large file's hash: not done when its upload starts
+        return hash_now(path, *args, **kwargs)
+
+    monkeypatch.setattr(oci, "file_digest", slow_file_digest)
+    repo = _repo()
+    params = _image(tmp_path / "img")
+    ref = parse("%s/%s:v1" % (token_registry.host, repo))
+    token_mark = token_server.mark()
+    reg_mark = token_registry.mark()
+    result = push_image(open_target(ref, _connection(USER, PASSWORD)), params)
+
+    assert result["digest"] == plan_image(params)["digest"]
+    assert len(result["blobs_sent"]) == 4
+    writes = token_registry.writes_since(reg_mark)
+    # one PATCH: below 1 MiB the whole file goes ahead of its digest (registry.UPLOAD_BLOCK)
+    assert [w.status for w in writes if w.method == "PATCH"] == [202], writes
+    assert all(w.status in (201, 202, 401) for w in writes), writes
+    assert len(token_server.requests_since(token_mark)) == 2
+    assert token_server.actions_asked(repo, token_mark) == {PULL, PULL_PUSH}
+    assert describe(open_target(ref, _connection(READER, READER_PASSWORD)))["digest"] == result["digest"]
 
 
 def test_rejected_tokens_do_not_loop(token_registry, token_server, tmp_path, no_docker_config, monkeypatch):
