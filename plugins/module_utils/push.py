@@ -27,7 +27,7 @@ import threading
 
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils import mediatypes as mt
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils import oci
-from ansible_collections.gardenlinux.onmetal.plugins.module_utils.errors import DigestMismatch, OnmetalError
+from ansible_collections.gardenlinux.onmetal.plugins.module_utils.errors import DigestMismatch, OnmetalError, RegistryError
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils.reference import check_tag
 
 ROLE_OPTIONS = ("rootfs", "initramfs", "kernel", "squashfs", "uki", "iso")
@@ -283,7 +283,7 @@ def push_image(target, params, check_mode=False, diff=False):
         for layer, (desc, source) in zip([None] + plan["layers"], blobs):
             try:
                 target.push_blob(desc, source)
-            except DigestMismatch as e:
+            except OnmetalError as e:
                 raise _naming(e, layer)
     first = stale[0] if stale else None
     target.push_manifest(plan["manifest_bytes"], mt.OCI_MANIFEST, first)
@@ -301,9 +301,11 @@ def _may_stream(target, ref, tags, plan, check_mode):
 
 
 def _naming(error, layer):
-    """A layer file that changed while it was pushed: the error names its option too."""
-    if error.option is None and layer is not None:
-        return DigestMismatch(error.message, option=layer.option)
+    """A layer file that changed or went away while it was pushed: the error names its option.
+    (A registry's answer is not the file's fault: it keeps its own option or none.)"""
+    if error.option is None and layer is not None and (
+            isinstance(error, DigestMismatch) or not isinstance(error, RegistryError)):
+        error.option = layer.option
     return error
 
 
@@ -331,7 +333,7 @@ def _push_blobs_while_hashing(target, plan):
                 _check_size(layer, size)
                 layer.digest = digest
                 target.push_blob(layer.descriptor(), layer.path)
-            except DigestMismatch as e:
+            except OnmetalError as e:
                 raise _naming(e, layer)
     finally:
         hasher.stop()

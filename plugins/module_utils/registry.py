@@ -317,8 +317,9 @@ class RegistryTarget:
         return response.status_code == 200
 
     def has_tags(self):
-        """True when the repository holds any tag (one short listing; an answer other than a list
-        or 404 counts as True, the careful side for push.py)."""
+        """True when the repository holds any tag (an answer other than a list or 404 counts as
+        True, the careful side for push.py). n=1 keeps the answer short where the registry pages
+        the list; distribution 2.8 sends every tag."""
         try:
             response = self.request("GET", "/tags/list?n=1", ok=(200, 404), what="listing the tags of %s" % self.ref.name)
         except RegistryError as e:
@@ -405,9 +406,9 @@ class RegistryTarget:
                      "Content-Range": "%d-%d" % (start, end - 1)},
             body=lambda: _FileBody(path, end - start, offset=start, total=size),
         )
-        received = response.headers.get("Range")
+        received = response.headers.get("Range", "")
         _drain(response)
-        if received and received != "0-%d" % (end - 1):
+        if received and received.replace("bytes=", "", 1) != "0-%d" % (end - 1):
             raise RegistryError("%s has %s of %s, not 0-%d" % (self.ref.registry, received, path, end - 1),
                                 reason="the upload of %s was cut short" % path)
         return self._location(response, what)
@@ -430,12 +431,17 @@ class RegistryTarget:
 
     def _cancel(self, location):
         """Best effort: delete an upload that will not be finished. distribution deletes it only at the
-        offset it last confirmed (location's state): what a cut connection left stays until its upload
-        purging (7 days by default)."""
+        offset it last confirmed (location's state; even a GET of its status is refused at another):
+        what a cut connection or a refused body left stays until its upload purging (7 days by
+        default). With bearer tokens the DELETE needs the delete action: a token for it is asked for,
+        and the push token is kept for what follows; without delete rights the upload stays too."""
+        token = self._auth_header
         try:
             _drain(self.request("DELETE", location, ok=(204, 404), retry=False, what="cancelling an upload"))
         except OnmetalError:
             pass
+        finally:
+            self._auth_header = token
 
     def _upload(self, digest, size, source, tries=0):
         """POST, then one PUT ?digest= carrying the whole blob. A failed try (connection lost, 408,
@@ -452,9 +458,14 @@ class RegistryTarget:
             except RegistryError as e:
                 # A dropped or refused PUT leaves the upload session unusable: start a new one.
                 if not e.retryable or tries > self.retries:
+                    self._cancel(location)
                     raise self._upload_error(e, digest, source, tries)
                 self._backoff(tries, retry_after=_retry_after(e))
+                self._cancel(location)  # after the backoff: a 429 asked for quiet
                 continue
+            except OnmetalError:  # the file: unreadable, or shorter than planned
+                self._cancel(location)
+                raise
             self._check_stored(response, digest)
             return
 

@@ -348,6 +348,29 @@ def test_file_changed_after_hashing_is_refused_with_one_line(registry, release, 
     assert not [r for r in seen if "/manifests/" in r.path and r.method == "PUT"]
 
 
+@pytest.mark.parametrize("path_kind", ["streamed", "hash-first"])
+def test_file_deleted_after_hashing_names_its_option(registry, release, streaming, monkeypatch, path_kind):
+    repo = new_repo("deleted")
+    if path_kind == "hash-first":
+        monkeypatch.setattr(push_module, "STREAM_MIN_SIZE", 1 << 62)
+    original = oci.file_digest
+
+    def file_digest(name, *args, **kwargs):
+        result = original(name, *args, **kwargs)
+        if name == release["rootfs"]:
+            os.remove(name)
+        return result
+
+    monkeypatch.setattr(oci, "file_digest", file_digest)
+    with pytest.raises(OnmetalError) as failed:
+        push_image(target(registry.host, repo), release)
+    message = str(failed.value)
+    assert "\n" not in message
+    assert message.startswith("rootfs: cannot read %s" % release["rootfs"]), message
+    assert tags_of(registry, repo) == {}
+    assert uploads_left(registry, repo) == []
+
+
 # --- connections dropped in the middle of the stream ----------------------------------------------------
 
 
@@ -423,19 +446,42 @@ def test_stream_and_uploads_dropped_on_every_try_fail_with_one_line(registry, pr
 # --- the module, above the real threshold ---------------------------------------------------------------
 
 
+@pytest.mark.parametrize("extra,streams", [(1, True), (0, True), (-1, False)])
+def test_the_real_threshold(registry, tmp_path, monkeypatch, extra, streams):
+    """STREAM_MIN_SIZE as shipped: a rootfs of that size or more streams when its hash is still
+    running at its turn (slowed here: how fast it hashes is the machine's, not the test's)."""
+    size = push_module.STREAM_MIN_SIZE + extra
+    params = write_release(tmp_path / "edge", size, name="edge")
+    original = oci.file_digest
+
+    def slow_file_digest(path, *args, **kwargs):
+        if path == params["rootfs"]:
+            time.sleep(HASH_DELAY)
+        return original(path, *args, **kwargs)
+
+    monkeypatch.setattr(oci, "file_digest", slow_file_digest)
+    repo = new_repo("edge")
+    mark = registry.mark()
+    pushed = push_image(target(registry.host, repo), params)
+    assert [r.method for r in registry.requests_since(mark)].count("PATCH") == (2 if streams else 0)
+    assert_stored_exactly(registry, repo, pushed, params)
+
+
 @pytest.mark.timeout(300)
-def test_module_streams_a_rootfs_above_the_threshold(registry, tmp_path):
+def test_module_pushes_a_rootfs_above_the_threshold(registry, tmp_path):
+    """Through the module: whether the rootfs streamed or was hashed before its turn came (a race
+    the machine decides), the registry holds exactly the files, and a second run writes nothing."""
     big = write_release(tmp_path / "big", push_module.STREAM_MIN_SIZE + 1, name="big")
     plan = plan_image(big)
     repo = new_repo("module")
-    mark = registry.mark()
     run = run_module("onmetal_push", dict(big, ref="%s/%s:1" % (registry.host, repo), tags=["latest"],
                                           plain_http=True), timeout=300)
     assert not run.failed, run.output
     assert run.result["changed"] is True
     assert run.result["digest"] == plan["digest"]
-    assert [r.method for r in registry.requests_since(mark)].count("PATCH") == 2
+    assert rootfs_layer(plan).digest in run.result["blobs_sent"]
     assert_stored_exactly(registry, repo, run.result, big)
+    assert uploads_left(registry, repo) == []
 
     mark = registry.mark()
     again = run_module("onmetal_push", dict(big, ref="%s/%s:1" % (registry.host, repo), tags=["latest"],

@@ -33,6 +33,8 @@ USER = "alice"
 PASSWORD = "alice-s3cret-pw"
 READER = "bob"
 READER_PASSWORD = "bob-reads-only-pw"
+PUSHER = "carol"
+PUSHER_PASSWORD = "carol-pushes-no-deletes"
 WRONG_PASSWORD = "not-the-Password-9f3e"
 COMMAND_LINE = "root=LABEL=ROOT ro console=ttyS0,115200"
 
@@ -43,8 +45,8 @@ PULL_PUSH = ("pull", "push")
 @pytest.fixture(scope="module")
 def token_server(tmp_path_factory):
     server = TokenServer(tmp_path_factory.mktemp("token-server"),
-                         users={USER: PASSWORD, READER: READER_PASSWORD},
-                         permissions={READER: {"pull"}}).start()
+                         users={USER: PASSWORD, READER: READER_PASSWORD, PUSHER: PUSHER_PASSWORD},
+                         permissions={READER: {"pull"}, PUSHER: {"pull", "push"}}).start()
     yield server
     server.stop()
 
@@ -270,18 +272,24 @@ def test_token_auth_with_a_tls_registry(require_docker_registry, token_server, t
         reg.stop()
 
 
-def test_streamed_push_with_token_auth(token_registry, token_server, tmp_path, no_docker_config, monkeypatch):
-    """A fresh repository streams its large files (PATCH, then PUT ?digest=) under the push token
-    the upload POST fetched: no extra token request, and the digest a hash-first plan gives."""
-    monkeypatch.setattr(push_module, "STREAM_MIN_SIZE", 32 * 1024)  # the 64 KiB rootfs streams
+@pytest.fixture
+def slow_streaming(monkeypatch):
+    """Files from 32 KiB on stream (the 64 KiB rootfs does), and hashing one takes a while, as it
+    does for a large file: its upload starts before its digest is known."""
+    monkeypatch.setattr(push_module, "STREAM_MIN_SIZE", 32 * 1024)
     hash_now = oci.file_digest
 
     def slow_file_digest(path, *args, **kwargs):
         if os.path.getsize(path) >= 32 * 1024:
-            time.sleep(0.3)  # as a large file's hash: not done when its upload starts
+            time.sleep(0.3)
         return hash_now(path, *args, **kwargs)
 
     monkeypatch.setattr(oci, "file_digest", slow_file_digest)
+
+
+def test_streamed_push_with_token_auth(token_registry, token_server, tmp_path, no_docker_config, slow_streaming):
+    """A fresh repository streams its large files (PATCH, then PUT ?digest=) under the push token
+    the upload POST fetched: no extra token request, and the digest a hash-first plan gives."""
     repo = _repo()
     params = _image(tmp_path / "img")
     ref = parse("%s/%s:v1" % (token_registry.host, repo))
@@ -297,6 +305,44 @@ def test_streamed_push_with_token_auth(token_registry, token_server, tmp_path, n
     assert all(w.status in (201, 202, 401) for w in writes), writes
     assert len(token_server.requests_since(token_mark)) == 2
     assert token_server.actions_asked(repo, token_mark) == {PULL, PULL_PUSH}
+    assert describe(open_target(ref, _connection(READER, READER_PASSWORD)))["digest"] == result["digest"]
+
+
+def _uploads_left(registry, repo):
+    """Unfinished uploads' data in the repository's storage (a cancelled one leaves its folder only)."""
+    folder = os.path.join(registry.storage_dir, "docker", "registry", "v2", "repositories", repo, "_uploads")
+    return [root for root, dummy, files in os.walk(folder) if "data" in files]
+
+
+@pytest.mark.parametrize("user,password,deletes", [(USER, PASSWORD, True), (PUSHER, PUSHER_PASSWORD, False)],
+                         ids=["may-delete", "push-only"])
+def test_streamed_upload_of_a_blob_already_there_is_cancelled_keeping_the_push_token(
+        token_registry, token_server, tmp_path, no_docker_config, slow_streaming, user, password, deletes):
+    """The rootfs is in the repository (no tag, no config): its stream stops at the HEAD, and the
+    upload is deleted with a token for distribution's delete action where the user has that right,
+    left to the registry's purging where not; the push token stays for the rest of the push."""
+    repo = _repo()
+    params = _image(tmp_path / "img")
+    plan = plan_image(params)
+    rootfs = [layer for layer in plan["layers"] if layer.role == "rootfs"][0]
+    ref = parse("%s/%s:v1" % (token_registry.host, repo))
+    open_target(ref, _connection(USER, PASSWORD)).push_blob(rootfs.descriptor(), rootfs.path)
+
+    token_mark = token_server.mark()
+    reg_mark = token_registry.mark()
+    result = push_image(open_target(ref, _connection(user, password)), params)
+    assert result["digest"] == plan["digest"]
+    assert result["blobs_skipped"] == [rootfs.digest]
+    seen = token_registry.requests_since(reg_mark)
+    assert [r.status for r in seen if r.method == "PATCH"] == [202], seen
+    deletes_seen = [r.status for r in seen if r.method == "DELETE"]
+    assert deletes_seen == ([401, 204] if deletes else [401, 401]), seen
+    assert token_server.actions_asked(repo, token_mark) == {PULL, PULL_PUSH, ("delete",)}
+    # after the DELETE, no request of the push needed a new token
+    last_delete = max(i for i, r in enumerate(seen) if r.method == "DELETE")
+    assert [r for r in seen[last_delete + 1:] if r.status == 401] == [], seen
+    assert [r.status for r in seen if r.method == "PUT" and "/manifests/" in r.path] == [201]
+    assert (_uploads_left(token_registry, repo) == []) is deletes
     assert describe(open_target(ref, _connection(READER, READER_PASSWORD)))["digest"] == result["digest"]
 
 
