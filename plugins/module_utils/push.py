@@ -233,8 +233,10 @@ def push_image(target, params, check_mode=False, diff=False):
         before = {tag: target.resolve(ref.replace(tag=tag, digest=None)) for tag in tags}
         # Nothing of this image can be in a repository without tags that lacks its config blob
         # (a broken-off push of ours wrote the config first).
-        streaming = not any(before.values()) and not target.has_tags() and \
-            not target.has_blob(plan["config_descriptor"]["digest"])
+        # The HEAD before the listing: distribution sends every tag, and an existing repository
+        # most often holds the config (the same command line) already.
+        streaming = not any(before.values()) and not target.has_blob(plan["config_descriptor"]["digest"]) \
+            and not target.has_tags()
     if streaming:
         # Blobs first (the config, then each layer as it is hashed); the manifest only after them.
         _push_blobs_while_hashing(target, plan)
