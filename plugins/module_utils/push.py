@@ -1,19 +1,21 @@
 # -*- coding: utf-8 -*-
 # Copyright: gardenlinux.onmetal contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Push an onmetal/ironcore image: plan (digests, exact bytes), then blobs, manifest, tags.
+"""Push an onmetal/ironcore image: plan (exact bytes), then blobs, manifest, tags.
 
-Hash first, then upload: the digests (and so the manifest's digest) are known before any write,
-which is what makes a push idempotent and lets blobs the repository has be skipped. One case
-overlaps the two: a registry repository that has no tag at all and not this image's config
-blob, where nothing of this image is to be expected (a push of ours that broke off wrote the
-config first, so it is seen). There each file of STREAM_MIN_SIZE or more streams while a
-thread hashes it (``RegistryTarget.stream_blob``): its first quarter goes out before its digest
-is known, then the digest is HEADed, so a blob that is there after all (left by another client,
-or by a push of another config) costs that quarter once and is not sent further. The manifest
-is made, and its digest known, only after every blob is stored; it goes last, tags after it.
-Check mode, an existing tag (the idempotent path), a digest in ``ref``, a push without tags and
-small files always hash first.
+When every tag asked for exists (a release pushed again), the files are hashed first: the
+manifest's digest is known before any write, and a push that changes nothing sends nothing and
+asks for no blob. When a tag is to be written (a new release, a new tag), a thread hashes the
+files smallest first and each blob goes as soon as its digest is known (a HEAD, and only what is
+missing is sent), so the small files upload while the large one is hashed. In a registry
+repository that has no tag at all and not this image's config blob, where nothing of this image
+is to be expected (a push of ours that broke off wrote the config first), a file of
+STREAM_MIN_SIZE or more not hashed yet at its turn streams while it is hashed
+(``RegistryTarget.stream_blob``): its first quarter goes out before its digest is known, then the
+digest is HEADed, so a blob that is there after all (left by another client, or by a push of
+another config) costs that quarter once and is not sent further. Either way the manifest is made,
+and its digest known, only after every blob is stored; it goes last, tags after it. Check mode,
+a digest in ``ref`` and a push without tags always hash first.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -228,18 +230,20 @@ def push_image(target, params, check_mode=False, diff=False):
             tags.append(tag)
     plan = plan_image(params, hash_files=False)
     before = None
-    streaming = _may_stream(target, ref, tags, plan, check_mode)
-    if streaming:
+    overlap = not check_mode and not ref.digest and bool(tags)
+    if overlap:
         before = {tag: target.resolve(ref.replace(tag=tag, digest=None)) for tag in tags}
-        # Nothing of this image can be in a repository without tags that lacks its config blob
-        # (a broken-off push of ours wrote the config first).
-        # The HEAD before the listing: distribution sends every tag, and an existing repository
-        # most often holds the config (the same command line) already.
-        streaming = not any(before.values()) and not target.has_blob(plan["config_descriptor"]["digest"]) \
-            and not target.has_tags()
-    if streaming:
+        # A tag to write: the push changes something whatever the digest, so blobs may go as soon
+        # as each is hashed (a HEAD each, nothing sent that is there).
+        overlap = not all(before.values())
+    # Nothing of this image can be in a repository without tags that lacks its config blob (a
+    # broken-off push of ours wrote the config first). The HEAD before the listing: distribution
+    # sends every tag, and an existing repository most often holds the config already.
+    streaming = overlap and _may_stream(target, plan) and not target.has_blob(plan["config_descriptor"]["digest"]) \
+        and not target.has_tags()
+    if overlap:
         # Blobs first (the config, then each layer as it is hashed); the manifest only after them.
-        _push_blobs_while_hashing(target, plan)
+        _push_blobs_while_hashing(target, plan, streaming)
     else:
         for layer in plan["layers"]:
             digest, size = oci.file_digest(layer.path)
@@ -281,7 +285,7 @@ def push_image(target, params, check_mode=False, diff=False):
         return result
 
     # Blobs first, manifest next, tags last: no reference ever points at missing content.
-    if not streaming:
+    if not overlap:
         for layer, (desc, source) in zip([None] + plan["layers"], blobs):
             try:
                 target.push_blob(desc, source)
@@ -295,10 +299,9 @@ def push_image(target, params, check_mode=False, diff=False):
     return result
 
 
-def _may_stream(target, ref, tags, plan, check_mode):
+def _may_stream(target, plan):
     """Whether hashing while uploading is worth asking the registry about (no request made here)."""
-    return (not check_mode and not ref.digest and bool(tags)
-            and callable(getattr(target, "stream_blob", None)) and callable(getattr(target, "has_tags", None))
+    return (callable(getattr(target, "stream_blob", None)) and callable(getattr(target, "has_tags", None))
             and any(layer.size >= STREAM_MIN_SIZE for layer in plan["layers"]))
 
 
@@ -317,18 +320,18 @@ def _check_size(layer, size):
                            % (layer.path, layer.size, size), option=layer.option)
 
 
-def _push_blobs_while_hashing(target, plan):
+def _push_blobs_while_hashing(target, plan, stream):
     """The config blob, then the layers smallest first while a thread hashes them in that order:
-    a large layer not hashed yet streams (target.stream_blob), any other goes as push_blob does.
-    Smallest first: the small files are hashed at once and upload while the large one's hash
-    gets ahead of its stream. (The manifest keeps its own layer order.)"""
+    each goes as push_blob sends it once its digest is known, or, with stream, a large layer not
+    hashed yet at its turn streams (target.stream_blob). Smallest first: the small files are hashed
+    at once and upload while the large one is hashed. (The manifest keeps its own layer order.)"""
     layers = sorted(plan["layers"], key=lambda layer: layer.size)
     hasher = _Hasher(layers)
     try:
         target.push_blob(plan["config_descriptor"], plan["config_bytes"])
         for layer, hashed in zip(layers, hasher.futures):
             try:
-                if layer.size >= STREAM_MIN_SIZE and not hashed.done():
+                if stream and layer.size >= STREAM_MIN_SIZE and not hashed.done():
                     layer.digest = target.stream_blob(layer.path, layer.size, hashed)[0]
                     continue
                 digest, size = hashed.result()

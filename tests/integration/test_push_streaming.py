@@ -298,6 +298,57 @@ def test_untagged_repository_holding_the_layers_sends_a_bounded_part(registry, p
     assert_stored_exactly(registry, repo, pushed, release)
 
 
+# --- a new release into a repository with releases: hashed and uploaded side by side, nothing streamed ---
+
+
+def test_new_tag_in_a_repository_with_releases_uploads_while_the_rootfs_is_hashed(registry, tmp_path, monkeypatch):
+    """A new release (new tag) where other releases are: the small files upload while the large one
+    is still hashed; nothing streams (blobs may be there), and only what is missing is sent. The
+    same push again hashes first and asks for no blob at all."""
+    monkeypatch.setattr(push_module, "STREAM_MIN_SIZE", STREAM_MIN)
+    repo = new_repo("releases")
+    old = write_release(tmp_path / "old", ROOTFS_SIZE, name="old")
+    push_image(target(registry.host, repo, tag="1"), old)
+    new = write_release(tmp_path / "new", ROOTFS_SIZE, name="new")
+    new["kernel"] = old["kernel"]  # the same kernel in both releases: there already, not sent
+    expected = {"1": plan_image(old)["digest"], "2": plan_image(new)["digest"]}
+    events = []
+    original = oci.file_digest
+
+    def slow_file_digest(path, *args, **kwargs):
+        result = original(path, *args, **kwargs)
+        if path == new["rootfs"]:
+            time.sleep(HASH_DELAY)
+            events.append("rootfs hashed")
+        return result
+
+    monkeypatch.setattr(oci, "file_digest", slow_file_digest)
+    push_blob = registry_module.RegistryTarget.push_blob
+
+    def recorded_push_blob(self, desc, source):
+        sent = push_blob(self, desc, source)
+        events.append(("sent" if sent else "skipped", source if isinstance(source, str) else "config"))
+        return sent
+
+    monkeypatch.setattr(registry_module.RegistryTarget, "push_blob", recorded_push_blob)
+    mark = registry.mark()
+    pushed = push_image(target(registry.host, repo, tag="2"), new)
+    assert pushed["digest"] == expected["2"]
+    assert events == [("skipped", "config"), ("skipped", old["kernel"]), ("sent", new["initramfs"]),
+                      "rootfs hashed", ("sent", new["rootfs"])], events
+    assert not [r for r in registry.requests_since(mark) if r.method == "PATCH"]
+    assert tags_of(registry, repo) == expected
+    for role in ("rootfs", "initramfs", "kernel"):
+        assert blob_digest_on_registry(registry, repo, oci.file_digest(new[role])[0]) == oci.file_digest(new[role])
+
+    events[:] = []
+    mark = registry.mark()
+    again = push_image(target(registry.host, repo, tag="2"), new)
+    assert again["changed"] is False and events == ["rootfs hashed"]
+    assert [(r.method, r.path) for r in registry.requests_since(mark) if "/blobs/" in r.path] == []
+    assert registry.writes_since(mark) == []
+
+
 # --- a file changed under the push ------------------------------------------------------------------
 
 
