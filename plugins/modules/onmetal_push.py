@@ -15,12 +15,17 @@ description:
   - Turns a rootfs, a kernel and an initramfs (and, for ironcore, squashfs, UKI or ISO) into an OCI
     image that C(onmetal-image) or C(ironcore-image) read, with the kernel command line in its config,
     and pushes it to a registry or an OCI image layout folder the way C(oras push) would.
-  - The manifest is deterministic, so its digest is known before anything is sent. No
+  - The manifest is deterministic, so the same inputs always give the same digest. No
     C(org.opencontainers.image.created) annotation is added unless O(created) is set.
   - Idempotent by digest. When every tag already holds the computed digest nothing is sent and
-    nothing is written. Blobs the target already has are never sent again.
+    nothing is written. Blobs the target already has are not sent again (one exception below).
   - Blobs go first, the manifest next, further tags last, so no tag ever points at missing content.
-  - Files are read in a streaming pass for their digests and streamed again for the upload; memory stays flat.
+  - Each file is read twice, streamed, so memory stays flat. When every tag exists the files are
+    hashed first; when a tag is to be written a second thread hashes while each missing blob is
+    uploaded as soon as its digest is known.
+  - In a registry repository that has no tag yet and not the image's config, a file of 64 MiB or
+    more starts uploading before its digest is known; if the repository turns out to hold that
+    blob, at most a quarter of the file was sent and the upload is cancelled.
 author:
   - Garden Linux onmetal maintainers (@gardenlinux)
 extends_documentation_fragment:
