@@ -28,6 +28,7 @@ if str(COLLECTIONS_PATH) not in sys.path:
 
 # pylint: disable=wrong-import-position
 from ansible_collections.gardenlinux.onmetal.tests.support import registry as registry_support  # noqa: E402
+from ansible_collections.gardenlinux.onmetal.tests.support.fault_proxy import FaultProxy  # noqa: E402
 
 
 def in_ci():
@@ -110,6 +111,14 @@ def tls_registry(require_docker_registry, tmp_path_factory):
                         binary=require_docker_registry)
     yield reg
     reg.stop()
+
+
+@pytest.fixture
+def proxy(registry):
+    """A fault proxy in front of the session's registry (tests/support/fault_proxy.py)."""
+    fault_proxy = FaultProxy(registry.url, max_lifetime=300).start()
+    yield fault_proxy
+    fault_proxy.stop()
 
 
 @pytest.fixture

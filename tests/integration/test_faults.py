@@ -29,7 +29,6 @@ from ansible_collections.gardenlinux.onmetal.plugins.module_utils.push import pl
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils.reference import parse
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils.target import open_target
 from ansible_collections.gardenlinux.onmetal.tests.support.ansible import run_module
-from ansible_collections.gardenlinux.onmetal.tests.support.fault_proxy import FaultProxy
 
 MIB = 1024 * 1024
 COMMAND_LINE = "root=LABEL=ROOT ro console=ttyS0,115200"
@@ -70,13 +69,6 @@ def release(tmp_path_factory):
 @pytest.fixture(scope="module")
 def expected_digest(release):
     return plan_image(release)["digest"]
-
-
-@pytest.fixture
-def proxy(registry):
-    fault_proxy = FaultProxy(registry.url, max_lifetime=300).start()
-    yield fault_proxy
-    fault_proxy.stop()
 
 
 def new_repo(prefix):

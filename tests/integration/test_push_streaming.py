@@ -30,7 +30,6 @@ from ansible_collections.gardenlinux.onmetal.plugins.module_utils.push import pl
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils.reference import parse
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils.target import open_target
 from ansible_collections.gardenlinux.onmetal.tests.support.ansible import run_module
-from ansible_collections.gardenlinux.onmetal.tests.support.fault_proxy import FaultProxy
 
 MIB = 1024 * 1024
 COMMAND_LINE = "root=LABEL=ROOT ro console=ttyS0,115200"
@@ -79,13 +78,6 @@ def streaming(monkeypatch):
         return original(path, *args, **kwargs)
 
     monkeypatch.setattr(oci, "file_digest", slow_file_digest)
-
-
-@pytest.fixture
-def proxy(registry):
-    fault_proxy = FaultProxy(registry.url, max_lifetime=300).start()
-    yield fault_proxy
-    fault_proxy.stop()
 
 
 def new_repo(prefix):
@@ -155,16 +147,6 @@ def assert_stored_exactly(reg, repo, pushed, params):
             layer["digest"], layer["size"])
 
 
-def uploads_left(reg, repo):
-    """Bytes of unfinished uploads left in the repository's storage."""
-    folder = os.path.join(reg.storage_dir, "docker", "registry", "v2", "repositories", repo, "_uploads")
-    left = []
-    for root, _dirs, files in os.walk(folder):
-        if "data" in files:
-            left.append(os.path.getsize(os.path.join(root, "data")))
-    return left
-
-
 def rootfs_layer(plan):
     return [layer for layer in plan["layers"] if layer.role == "rootfs"][0]
 
@@ -199,7 +181,7 @@ def test_fresh_repository_streams_and_stores_the_same_digest_and_bytes(registry,
         expected["config_bytes"]) + 2 * len(expected["manifest_bytes"])
     assert_stored_exactly(registry, repo, pushed, release)
     assert tags_of(registry, repo) == {"1": pushed["digest"], "latest": pushed["digest"]}
-    assert uploads_left(registry, repo) == []
+    assert registry.uploads_left(repo) == []
 
     # unchanged: hash first, nothing written, not even a tag listing
     mark = registry.mark()
@@ -292,7 +274,7 @@ def test_untagged_repository_holding_the_layers_sends_a_bounded_part(registry, p
     after = [(s.method, s.status) for s in proxy.seen if s.started > patches[0].started]
     assert after[:2] == [("HEAD", 200), ("DELETE", 204)], after
     assert not [s for s in proxy.requests("PUT", UPLOAD_PATH) if rootfs.digest.replace(":", "%3A") in s.uri]
-    assert uploads_left(registry, repo) == []
+    assert registry.uploads_left(repo) == []
     # the blobs are intact: the same file, not rewritten
     assert os.stat(stored_before).st_mtime_ns == mtime_before
     assert_stored_exactly(registry, repo, pushed, release)
@@ -419,7 +401,7 @@ def test_file_deleted_after_hashing_names_its_option(registry, release, streamin
     assert "\n" not in message
     assert message.startswith("rootfs: cannot read %s" % release["rootfs"]), message
     assert tags_of(registry, repo) == {}
-    assert uploads_left(registry, repo) == []
+    assert registry.uploads_left(repo) == []
 
 
 # --- connections dropped in the middle of the stream ----------------------------------------------------
@@ -532,7 +514,7 @@ def test_module_pushes_a_rootfs_above_the_threshold(registry, tmp_path):
     assert run.result["digest"] == plan["digest"]
     assert rootfs_layer(plan).digest in run.result["blobs_sent"]
     assert_stored_exactly(registry, repo, run.result, big)
-    assert uploads_left(registry, repo) == []
+    assert registry.uploads_left(repo) == []
 
     mark = registry.mark()
     again = run_module("onmetal_push", dict(big, ref="%s/%s:1" % (registry.host, repo), tags=["latest"],

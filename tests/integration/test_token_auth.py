@@ -308,12 +308,6 @@ def test_streamed_push_with_token_auth(token_registry, token_server, tmp_path, n
     assert describe(open_target(ref, _connection(READER, READER_PASSWORD)))["digest"] == result["digest"]
 
 
-def _uploads_left(registry, repo):
-    """Unfinished uploads' data in the repository's storage (a cancelled one leaves its folder only)."""
-    folder = os.path.join(registry.storage_dir, "docker", "registry", "v2", "repositories", repo, "_uploads")
-    return [root for root, dummy, files in os.walk(folder) if "data" in files]
-
-
 @pytest.mark.parametrize("user,password,deletes", [(USER, PASSWORD, True), (PUSHER, PUSHER_PASSWORD, False)],
                          ids=["may-delete", "push-only"])
 def test_streamed_upload_of_a_blob_already_there_is_cancelled_keeping_the_push_token(
@@ -342,7 +336,7 @@ def test_streamed_upload_of_a_blob_already_there_is_cancelled_keeping_the_push_t
     last_delete = max(i for i, r in enumerate(seen) if r.method == "DELETE")
     assert [r for r in seen[last_delete + 1:] if r.status == 401] == [], seen
     assert [r.status for r in seen if r.method == "PUT" and "/manifests/" in r.path] == [201]
-    assert (_uploads_left(token_registry, repo) == []) is deletes
+    assert (token_registry.uploads_left(repo) == []) is deletes
     assert describe(open_target(ref, _connection(READER, READER_PASSWORD)))["digest"] == result["digest"]
 
 

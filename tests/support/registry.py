@@ -197,6 +197,12 @@ class Registry:
         return os.path.join(self.storage_dir, "docker", "registry", "v2", "blobs", algorithm,
                             hexdigest[:2], hexdigest, "data")
 
+    def uploads_left(self, repository):
+        """Sizes of the unfinished uploads' data in a repository (a cancelled upload leaves its
+        folder, not its data)."""
+        folder = os.path.join(self.storage_dir, "docker", "registry", "v2", "repositories", repository, "_uploads")
+        return [os.path.getsize(os.path.join(root, "data")) for root, dummy, files in os.walk(folder) if "data" in files]
+
     # --- process ----------------------------------------------------------------------------------
 
     def _config(self):
