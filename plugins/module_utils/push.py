@@ -229,13 +229,10 @@ def push_image(target, params, check_mode=False, diff=False):
         if tag not in tags:
             tags.append(tag)
     plan = plan_image(params, hash_files=False)
-    before = None
-    overlap = not check_mode and not ref.digest and bool(tags)
-    if overlap:
-        before = {tag: target.resolve(ref.replace(tag=tag, digest=None)) for tag in tags}
-        # A tag to write: the push changes something whatever the digest, so blobs may go as soon
-        # as each is hashed (a HEAD each, nothing sent that is there).
-        overlap = not all(before.values())
+    before = {tag: target.resolve(ref.replace(tag=tag, digest=None)) for tag in tags}
+    # A tag to write: the push changes something whatever the digest, so blobs may go as soon as
+    # each is hashed (a HEAD each, nothing sent that is there).
+    overlap = not check_mode and not ref.digest and bool(tags) and not all(before.values())
     # Nothing of this image can be in a repository without tags that lacks its config blob (a
     # broken-off push of ours wrote the config first). The HEAD before the listing: distribution
     # sends every tag, and an existing repository most often holds the config already.
@@ -254,8 +251,6 @@ def push_image(target, params, check_mode=False, diff=False):
     if ref.digest and ref.digest != digest:
         raise OnmetalError("names %s, but these inputs make %s" % (ref.digest, digest), option="ref")
 
-    if before is None:
-        before = {tag: target.resolve(ref.replace(tag=tag, digest=None)) for tag in tags}
     stale = [tag for tag in tags if not before[tag] or before[tag]["digest"] != digest]
     untagged_missing = not tags and target.resolve(ref.replace(tag=None, digest=digest)) is None
     result = {
