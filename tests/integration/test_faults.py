@@ -28,10 +28,11 @@ from ansible_collections.gardenlinux.onmetal.plugins.module_utils import oci
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils.push import plan_image, push_image
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils.reference import parse
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils.target import open_target
+from ansible_collections.gardenlinux.onmetal.tests.support import releases
 from ansible_collections.gardenlinux.onmetal.tests.support.ansible import run_module
 
 MIB = 1024 * 1024
-COMMAND_LINE = "root=LABEL=ROOT ro console=ttyS0,115200"
+COMMAND_LINE = releases.COMMAND_LINE
 UPLOAD_PUT = r"/blobs/uploads/."      # the PUT that carries a blob (to the upload's Location)
 UPLOAD_POST = r"/blobs/uploads/$"     # the POST that starts an upload
 MANIFEST = r"/manifests/"
@@ -44,20 +45,7 @@ ACCEPT = ", ".join((mt.OCI_MANIFEST, mt.OCI_INDEX, "application/vnd.docker.distr
 
 
 def write_release(folder, rootfs_bytes, name="fault"):
-    """rootfs/initramfs/kernel files with random content; returns the push parameters."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for role, ext, size in (("rootfs", "raw", rootfs_bytes), ("initramfs", "initrd", 300 * 1024),
-                            ("kernel", "vmlinuz", 200 * 1024)):
-        path = folder / ("%s.%s" % (name, ext))
-        with open(path, "wb") as handle:
-            left = size
-            while left:
-                block = min(left, 8 * MIB)
-                handle.write(os.urandom(block))
-                left -= block
-        paths[role] = str(path)
-    return dict(paths, command_line=COMMAND_LINE)
+    return releases.write_release(folder, rootfs_bytes, name, 300 * 1024, 200 * 1024)
 
 
 @pytest.fixture(scope="module")

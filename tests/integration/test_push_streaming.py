@@ -29,10 +29,11 @@ from ansible_collections.gardenlinux.onmetal.plugins.module_utils.errors import 
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils.push import plan_image, push_image
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils.reference import parse
 from ansible_collections.gardenlinux.onmetal.plugins.module_utils.target import open_target
+from ansible_collections.gardenlinux.onmetal.tests.support import releases
 from ansible_collections.gardenlinux.onmetal.tests.support.ansible import run_module
 
 MIB = 1024 * 1024
-COMMAND_LINE = "root=LABEL=ROOT ro console=ttyS0,115200"
+COMMAND_LINE = releases.COMMAND_LINE
 ROOTFS_SIZE = 24 * MIB + 5          # streams once STREAM_MIN_SIZE is lowered to STREAM_MIN
 STREAM_MIN = 4 * MIB
 HASH_DELAY = 0.5                    # seconds a "large" file takes to hash in these tests
@@ -44,19 +45,7 @@ ACCEPT = ", ".join((mt.OCI_MANIFEST, mt.OCI_INDEX))
 
 
 def write_release(folder, rootfs_bytes, name="stream"):
-    folder.mkdir(parents=True, exist_ok=True)
-    params = {"command_line": COMMAND_LINE}
-    for role, ext, size in (("rootfs", "raw", rootfs_bytes), ("initramfs", "initrd", 700 * 1024 + 1),
-                            ("kernel", "vmlinuz", 300 * 1024 + 3)):
-        path = folder / ("%s.%s" % (name, ext))
-        with open(path, "wb") as handle:
-            left = size
-            while left:
-                block = min(left, 8 * MIB)
-                handle.write(os.urandom(block))
-                left -= block
-        params[role] = str(path)
-    return params
+    return releases.write_release(folder, rootfs_bytes, name, 700 * 1024 + 1, 300 * 1024 + 3)
 
 
 @pytest.fixture
